@@ -1,0 +1,98 @@
+import { hostname } from 'node:os';
+import type { AuthMode } from '../auth/index.js';
+import { defaultGatewayOptions } from '../gateway/index.js';
+import type { GatewayOptions } from '../gateway/index.js';
+import type { LogLevel } from '../log.js';
+import { LOG_LEVELS } from '../log.js';
+
+export type DiscoveryKind = 'static' | 'consul';
+
+/** Everything a node is configured with. protocol.md §1 documents the flags behind these fields. */
+export interface NodeConfig {
+  /** Node id, unique in the mesh. Default `<hostname>-<meshPort>`. */
+  readonly id: string;
+  /** Address every listener binds to. Default `127.0.0.1`. */
+  readonly host: string;
+  /** Address peers and Consul use to reach this node. Default: `host`. */
+  readonly advertise: string;
+  /** HTTP port (WebSocket `/ws`, web client, `/healthz`, `/metrics`). Default 8080; 0 picks one. */
+  readonly httpPort: number;
+  /** Node-to-node gRPC port. Default 7070; 0 picks one. */
+  readonly meshPort: number;
+  /** Admin gRPC port. Default 9090; 0 picks one. */
+  readonly adminPort: number;
+  readonly discovery: DiscoveryKind;
+  /** Static discovery: `host:meshPort` of the other nodes. */
+  readonly peers: readonly string[];
+  readonly consulUrl: string;
+  readonly serviceName: string;
+  readonly auth: AuthMode;
+  readonly jwtSecret: string | undefined;
+  readonly meshSecret: string | undefined;
+  readonly adminToken: string | undefined;
+  /** Max entries of the LRU routing table. Default 1,000,000. */
+  readonly routeCacheSize: number;
+  readonly logLevel: LogLevel;
+  readonly gateway: GatewayOptions;
+}
+
+/** Input of `resolveNodeConfig`: any subset, defaults fill the rest. */
+export type NodeConfigInput = Partial<Omit<NodeConfig, 'gateway'>> & { readonly gateway?: Partial<GatewayOptions> };
+
+/** A configuration error: the CLI prints `message` and exits 2. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function port(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 65535) throw new ConfigError(`--${name} must be a port number 0-65535, got ${String(v)}`);
+  return v;
+}
+
+/** Fills defaults and validates every field; throws `ConfigError` naming the flag. */
+export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
+  const i = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as NodeConfigInput;
+  const host = i.host ?? '127.0.0.1';
+  const meshPort = port('mesh-port', i.meshPort ?? 7070);
+  const cfg: NodeConfig = {
+    id: i.id ?? `${hostname()}-${meshPort}`,
+    host,
+    advertise: i.advertise ?? host,
+    httpPort: port('http-port', i.httpPort ?? 8080),
+    meshPort,
+    adminPort: port('admin-port', i.adminPort ?? 9090),
+    discovery: i.discovery ?? 'static',
+    peers: (i.peers ?? []).map((p) => p.trim()).filter((p) => p !== ''),
+    consulUrl: i.consulUrl ?? 'http://127.0.0.1:8500',
+    serviceName: i.serviceName ?? 'chatmesh',
+    auth: i.auth ?? 'dev',
+    jwtSecret: i.jwtSecret,
+    meshSecret: i.meshSecret,
+    adminToken: i.adminToken,
+    routeCacheSize: i.routeCacheSize ?? 1_000_000,
+    logLevel: i.logLevel ?? 'info',
+    gateway: { ...defaultGatewayOptions(), ...Object.fromEntries(Object.entries(i.gateway ?? {}).filter(([, v]) => v !== undefined)) },
+  };
+  if (!/^[A-Za-z0-9_.:@-]{1,128}$/.test(cfg.id)) throw new ConfigError(`--id must match [A-Za-z0-9_.:@-]{1,128}, got "${cfg.id}"`);
+  if (cfg.discovery !== 'static' && cfg.discovery !== 'consul') throw new ConfigError(`--discovery must be static or consul, got "${String(cfg.discovery)}"`);
+  if (cfg.auth !== 'dev' && cfg.auth !== 'jwt') throw new ConfigError(`--auth must be dev or jwt, got "${String(cfg.auth)}"`);
+  if (cfg.auth === 'jwt' && !cfg.jwtSecret) throw new ConfigError('--auth jwt needs --jwt-secret');
+  if (!LOG_LEVELS.includes(cfg.logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!Number.isInteger(cfg.routeCacheSize) || cfg.routeCacheSize < 1) throw new ConfigError('--route-cache-size must be a positive integer');
+  for (const p of cfg.peers) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(p) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(p)) throw new ConfigError(`--peers entry "${p}" is not host:port`);
+  }
+  try {
+    new URL(cfg.consulUrl);
+  } catch {
+    throw new ConfigError(`--consul-url "${cfg.consulUrl}" is not a URL`);
+  }
+  for (const [k, v] of Object.entries(cfg.gateway)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(`gateway option ${k} must be a positive number`);
+  }
+  return cfg;
+}

@@ -1,0 +1,100 @@
+import type { Topic } from './topic.js';
+
+/** A local connection as the hub sees it. */
+export interface Subscriber {
+  /** Connection id, unique mesh-wide. */
+  readonly session: string;
+  /**
+   * Writes an encoded frame to the client. Returns true when it was handed to the socket, false
+   * when the connection is closing or was just dropped as a slow consumer. Never throws.
+   */
+  write(data: string): boolean;
+}
+
+/** Called when this node gains (`owned` true) or loses its last local subscriber of a topic. */
+export type OwnershipListener = (topic: Topic, owned: boolean) => void;
+
+/**
+ * The topics of this node's own connections: the truth this node is authoritative for. Pure
+ * bookkeeping, no I/O besides calling `Subscriber.write`. Not re-entrant from listeners.
+ */
+export class LocalHub {
+  private readonly subs = new Map<Topic, Map<string, Subscriber>>();
+  private readonly listeners = new Set<OwnershipListener>();
+
+  /** Adds `sub` to `topic`. Returns true when the topic was not owned here before. Idempotent. */
+  add(topic: Topic, sub: Subscriber): boolean {
+    let set = this.subs.get(topic);
+    const gained = set === undefined;
+    if (!set) {
+      set = new Map();
+      this.subs.set(topic, set);
+    }
+    set.set(sub.session, sub);
+    if (gained) this.emit(topic, true);
+    return gained;
+  }
+
+  /** Removes `sub` from `topic`. Returns true when that was the topic's last local subscriber. */
+  remove(topic: Topic, sub: Subscriber): boolean {
+    const set = this.subs.get(topic);
+    if (!set || !set.delete(sub.session)) return false;
+    if (set.size > 0) return false;
+    this.subs.delete(topic);
+    this.emit(topic, false);
+    return true;
+  }
+
+  /**
+   * Writes `data` to every local subscriber of `topic` except the connection `exceptSession`.
+   * Returns how many connections it was written to.
+   */
+  deliver(topic: Topic, data: string, exceptSession?: string): number {
+    const set = this.subs.get(topic);
+    if (!set) return 0;
+    let written = 0;
+    // Copy first: a write may drop a slow consumer, which removes it from this very set.
+    for (const sub of [...set.values()]) {
+      if (sub.session !== exceptSession && sub.write(data)) written++;
+    }
+    return written;
+  }
+
+  /** True when `session` is subscribed to `topic` here. */
+  isSubscribed(topic: Topic, session: string): boolean {
+    return this.subs.get(topic)?.has(session) ?? false;
+  }
+
+  /** Number of local connections subscribed to `topic`. */
+  count(topic: Topic): number {
+    return this.subs.get(topic)?.size ?? 0;
+  }
+
+  /** True when at least one local connection holds `topic`. */
+  owns(topic: Topic): boolean {
+    return this.subs.has(topic);
+  }
+
+  /** Every topic owned here, with its local connection count. */
+  entries(): IterableIterator<[Topic, number]> {
+    const it = this.subs.entries();
+    return (function* () {
+      for (const [t, s] of it) yield [t, s.size] as [Topic, number];
+    })();
+  }
+
+  /** Number of topics owned here. */
+  get size(): number {
+    return this.subs.size;
+  }
+
+  /** Subscribes to ownership changes; returns the unsubscribe function. */
+  onOwnershipChange(listener: OwnershipListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(topic: Topic, owned: boolean): void {
+    for (const l of this.listeners) l(topic, owned);
+  }
+}

@@ -1,0 +1,33 @@
+import type { Subscriber } from './local-hub.js';
+import type { PresenceListener } from './watchers.js';
+import type { Topic } from './topic.js';
+
+/**
+ * Where the gateway sends everything: subscriptions, publishes, presence. A single node routes
+ * locally (`LocalRouter`); the mesh routes to the nodes that own a topic. Every method may be
+ * called concurrently; publishes from one caller to one topic keep their call order.
+ */
+export interface Router {
+  /** Subscribes a local connection to a topic. */
+  subscribe(topic: Topic, sub: Subscriber): void;
+  /** Unsubscribes it; a no-op when it was not subscribed. */
+  unsubscribe(topic: Topic, sub: Subscriber): void;
+  /** True when this local connection is subscribed to the topic. */
+  isSubscribed(topic: Topic, session: string): boolean;
+  /**
+   * Delivers the encoded frame `data` to every connection of `topic`, anywhere, except the
+   * connection `exceptSession`. Resolves with how many connections it was written to; rejects with
+   * a `ChatError` `unavailable` when the topic could not be routed now (then nothing was delivered
+   * by the failed part).
+   */
+  publish(topic: Topic, data: string, exceptSession?: string): Promise<number>;
+  /** Resolves whether each topic has a connection anywhere now. */
+  online(topics: readonly Topic[]): Promise<Map<Topic, boolean>>;
+  /**
+   * Starts calling `listener` on every online/offline transition of `topic`; resolves with the
+   * current status, which is what the listener's first transition starts from.
+   */
+  watch(topic: Topic, listener: PresenceListener): Promise<boolean>;
+  /** Stops those calls. */
+  unwatch(topic: Topic, listener: PresenceListener): void;
+}

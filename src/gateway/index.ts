@@ -1,0 +1,4 @@
+export * from './options.js';
+export * from './stats.js';
+export * from './connection.js';
+export * from './gateway.js';

@@ -1,0 +1,29 @@
+/**
+ * Counters of the gateway, read by the admin API and `/metrics`. Plain numbers: incremented on
+ * the hot path, so no maps or allocation there.
+ */
+export class GatewayStats {
+  /** Open client connections (authenticated or not). */
+  connections = 0;
+  /** Connections that completed `hello`. */
+  authenticated = 0;
+  /** Frames received from clients. */
+  framesIn = 0;
+  /** Frames written to clients. */
+  framesOut = 0;
+  /** Direct messages accepted (`send`). */
+  directMessages = 0;
+  /** Room messages accepted (`publish`). */
+  roomMessages = 0;
+  /** `error` frames sent, by code. */
+  readonly errors: Record<string, number> = Object.create(null) as Record<string, number>;
+  /** Connections dropped as slow consumers. */
+  slowConsumers = 0;
+  /** Connections terminated by the heartbeat. */
+  heartbeatTimeouts = 0;
+
+  /** Counts one `error` frame of `code`. */
+  countError(code: string): void {
+    this.errors[code] = (this.errors[code] ?? 0) + 1;
+  }
+}

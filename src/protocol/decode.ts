@@ -1,0 +1,120 @@
+/**
+ * The one place where client input is validated. Pure: takes text, returns a typed frame or throws
+ * a `ChatError` (with the request id when one could be read, so the answer can echo it).
+ */
+import { ChatError, ErrorCode } from './errors.js';
+import type { ClientFrame } from './frames.js';
+import {
+  ID_PATTERN, MAX_BODY_BYTES, MAX_PRESENCE_USERS, MAX_REQUEST_ID_CHARS, MAX_WATCHED_PER_CONNECTION,
+} from './limits.js';
+
+/** A decode failure: a `ChatError` that also carries the request id, if it was readable. */
+export class FrameError extends ChatError {
+  readonly requestId: string | undefined;
+  constructor(code: ErrorCode, message: string, requestId: string | undefined) {
+    super(code, message);
+    this.name = 'FrameError';
+    this.requestId = requestId;
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+/** True when `value` is a valid user or room id. */
+export function isValidId(value: unknown): value is string {
+  return typeof value === 'string' && ID_PATTERN.test(value);
+}
+
+function requireId(obj: Obj, field: string, rid: string | undefined): string {
+  const v = obj[field];
+  if (!isValidId(v)) {
+    throw new FrameError(ErrorCode.BadRequest, `field "${field}" must be an id matching ${ID_PATTERN.source}`, rid);
+  }
+  return v;
+}
+
+function requireBody(obj: Obj, rid: string | undefined): string {
+  const v = obj['body'];
+  if (typeof v !== 'string') throw new FrameError(ErrorCode.BadRequest, 'field "body" must be a string', rid);
+  // Cheap bound first: a UTF-8 encoding is at most 3 bytes per UTF-16 unit.
+  if (v.length * 3 > MAX_BODY_BYTES && Buffer.byteLength(v, 'utf8') > MAX_BODY_BYTES) {
+    throw new FrameError(ErrorCode.TooLarge, `body is over ${MAX_BODY_BYTES} bytes`, rid);
+  }
+  return v;
+}
+
+function requireUsers(obj: Obj, max: number, rid: string | undefined): string[] {
+  const v = obj['users'];
+  if (!Array.isArray(v) || v.length === 0) {
+    throw new FrameError(ErrorCode.BadRequest, 'field "users" must be a non-empty array of user ids', rid);
+  }
+  if (v.length > max) throw new FrameError(ErrorCode.BadRequest, `field "users" holds more than ${max} users`, rid);
+  for (const u of v) {
+    if (!isValidId(u)) throw new FrameError(ErrorCode.BadRequest, `"users" holds an invalid user id`, rid);
+  }
+  return [...new Set(v as string[])];
+}
+
+function optionalString(obj: Obj, field: string, max: number, rid: string | undefined): string | undefined {
+  const v = obj[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) {
+    throw new FrameError(ErrorCode.BadRequest, `field "${field}" must be a non-empty string of at most ${max} characters`, rid);
+  }
+  return v;
+}
+
+/** Max length of a token in `hello`, in characters; real JWTs are far shorter. */
+const MAX_TOKEN_CHARS = 8192;
+
+/**
+ * Decodes one text frame. Throws `FrameError` with code `bad_request` (not JSON, missing or
+ * ill-typed field, bad id), `unknown_type`, or `too_large` (body over 16 KiB).
+ */
+export function decodeClientFrame(text: string): ClientFrame {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new FrameError(ErrorCode.BadRequest, 'frame is not valid JSON', undefined);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new FrameError(ErrorCode.BadRequest, 'frame must be a JSON object', undefined);
+  }
+  const obj = parsed as Obj;
+  const rawId = obj['id'];
+  let id: string | undefined;
+  if (rawId !== undefined) {
+    if (typeof rawId !== 'string' || rawId.length > MAX_REQUEST_ID_CHARS) {
+      throw new FrameError(ErrorCode.BadRequest, `field "id" must be a string of at most ${MAX_REQUEST_ID_CHARS} characters`, undefined);
+    }
+    id = rawId;
+  }
+  const type = obj['type'];
+  if (typeof type !== 'string') throw new FrameError(ErrorCode.BadRequest, 'field "type" must be a string', id);
+  const withId = <T extends object>(f: T): T => (id === undefined ? f : { ...f, id });
+  switch (type) {
+    case 'hello': {
+      const token = optionalString(obj, 'token', MAX_TOKEN_CHARS, id);
+      const user = obj['user'] === undefined ? undefined : requireId(obj, 'user', id);
+      if (token === undefined && user === undefined) {
+        throw new FrameError(ErrorCode.BadRequest, 'hello needs "token" (or "user" in dev auth)', id);
+      }
+      return withId({ type, ...(token !== undefined && { token }), ...(user !== undefined && { user }) });
+    }
+    case 'send':
+      return withId({ type, to: requireId(obj, 'to', id), body: requireBody(obj, id) });
+    case 'join':
+    case 'leave':
+      return withId({ type, room: requireId(obj, 'room', id) });
+    case 'publish':
+      return withId({ type, room: requireId(obj, 'room', id), body: requireBody(obj, id) });
+    case 'presence':
+      return withId({ type, users: requireUsers(obj, MAX_PRESENCE_USERS, id) });
+    case 'watch':
+    case 'unwatch':
+      return withId({ type, users: requireUsers(obj, MAX_WATCHED_PER_CONNECTION, id) });
+    default:
+      throw new FrameError(ErrorCode.UnknownType, `unknown frame type "${type.slice(0, 64)}"`, id);
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Client frames as a discriminated union on `type`. Inbound frames are produced only by
+ * `decodeClientFrame` (decode.ts), so every field here has been validated.
+ */
+import type { ErrorCode } from './errors.js';
+
+export interface HelloFrame { readonly type: 'hello'; readonly id?: string; readonly token?: string; readonly user?: string }
+export interface SendFrame { readonly type: 'send'; readonly id?: string; readonly to: string; readonly body: string }
+export interface JoinFrame { readonly type: 'join'; readonly id?: string; readonly room: string }
+export interface LeaveFrame { readonly type: 'leave'; readonly id?: string; readonly room: string }
+export interface PublishFrame { readonly type: 'publish'; readonly id?: string; readonly room: string; readonly body: string }
+export interface PresenceFrame { readonly type: 'presence'; readonly id?: string; readonly users: readonly string[] }
+export interface WatchFrame { readonly type: 'watch'; readonly id?: string; readonly users: readonly string[] }
+export interface UnwatchFrame { readonly type: 'unwatch'; readonly id?: string; readonly users: readonly string[] }
+
+/** Every frame a client may send. */
+export type ClientFrame =
+  | HelloFrame | SendFrame | JoinFrame | LeaveFrame | PublishFrame | PresenceFrame | WatchFrame | UnwatchFrame;
+export type ClientFrameType = ClientFrame['type'];
+
+export type PresenceStatus = 'online' | 'offline';
+
+/** Frames the server sends. */
+export type ServerFrame =
+  | { type: 'welcome'; user: string; node: string; session: string }
+  | { type: 'ack'; id?: string; status?: string; msg?: string; ts?: number; users?: Record<string, PresenceStatus> }
+  | { type: 'message'; msg: string; from: string; to: string; body: string; ts: number }
+  | { type: 'room_message'; msg: string; room: string; from: string; body: string; ts: number }
+  | { type: 'presence'; id?: string; users: Record<string, PresenceStatus> }
+  | { type: 'presence_change'; user: string; status: PresenceStatus }
+  | { type: 'error'; id?: string; code: ErrorCode; message: string };
+
+/** Serializes a server frame for the wire. */
+export function encodeServerFrame(frame: ServerFrame): string {
+  return JSON.stringify(frame);
+}
