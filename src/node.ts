@@ -4,14 +4,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createAuthenticator } from './auth/index.js';
-import { resolveNodeConfig } from './config/index.js';
+import { defaultNodeId, resolveNodeConfig } from './config/index.js';
 import type { NodeConfig, NodeConfigInput } from './config/index.js';
-import { LocalRouter } from './core/index.js';
-import type { Router } from './core/index.js';
+import { createConsulDiscovery, createStaticDiscovery } from './discovery/index.js';
+import type { Discovery } from './discovery/index.js';
 import { Gateway, GatewayStats } from './gateway/index.js';
 import { startHttpServer } from './http/index.js';
 import { createLogger } from './log.js';
 import type { Logger } from './log.js';
+import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions } from './mesh/index.js';
+import type { LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity } from './mesh/index.js';
 import { CloseCode } from './protocol/index.js';
 import { UlidGenerator, systemClock } from './util/index.js';
 import type { Clock } from './util/index.js';
@@ -22,37 +24,66 @@ export interface ChatNode {
   readonly id: string;
   /** Changes on every start; peers drop state of older incarnations. */
   readonly incarnation: string;
-  /** The real HTTP port (differs from the config when it asked for 0). */
+  /** The real ports (they differ from the config where it asked for 0). */
   readonly httpPort: number;
+  readonly meshPort: number;
   readonly stats: GatewayStats;
-  readonly router: Router;
-  /** True once every listener is up (and discovery has run once). */
+  readonly router: MeshRouter;
+  readonly peers: PeerManager;
+  readonly discovery: Discovery;
+  /** True once every listener is up and discovery has run once, until drain. */
   ready(): boolean;
-  /** Stops accepting clients and asks the connected ones to reconnect elsewhere (1012); keeps running. */
+  /** Stops accepting clients, deregisters from discovery and asks the connected clients to
+   *  reconnect elsewhere (1012); keeps serving peers. Idempotent. */
   drain(): Promise<void>;
-  /** Graceful shutdown: drain, then close every listener. Idempotent. */
+  /** Graceful shutdown: drain, tell peers goodbye, close every listener. Idempotent. */
   stop(): Promise<void>;
+  /** Stops at once without goodbyes (tests of crashes). */
+  kill(): Promise<void>;
 }
 
-/** Extra wiring for tests and embedding. */
+/** Parts a test or an embedder may replace. */
 export interface NodeDeps {
   readonly logger?: Logger;
   readonly clock?: Clock;
+  /** Mesh transport; default gRPC. */
+  readonly transport?: MeshTransport;
+  /** Discovery; default from the config (static or consul). */
+  readonly discovery?: (self: { id: string; advertise: string; meshPort: number; httpPort: number; incarnation: string }) => Discovery;
+  readonly link?: Partial<LinkOptions>;
+  readonly mesh?: Partial<Omit<MeshRouterOptions, 'self' | 'log' | 'clock' | 'routeCacheSize'>>;
+  /** Dial retry bounds, ms. */
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
 }
 
-/** Starts a node; resolves once it listens. Throws `ConfigError` on a bad config. */
+/** Starts a node; resolves once it listens and discovery has run once. Throws `ConfigError` on a bad config. */
 export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}): Promise<ChatNode> {
   const config = resolveNodeConfig(input);
   const clock = deps.clock ?? systemClock;
   const incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-  const log = deps.logger ?? createLogger(config.logLevel, { node: config.id });
+  const transport = deps.transport ?? new GrpcTransport();
+  let peers: PeerManager | undefined;
+  const meshPort = await transport.listen(config.host, config.meshPort, (s) => {
+    if (peers) peers.accept(s);
+    else s.close();
+  });
+  const id = config.id ?? defaultNodeId(meshPort);
+  const log = deps.logger ?? createLogger(config.logLevel, { node: id });
   if (config.auth === 'dev') {
     log.warn('AUTH IS OFF (--auth dev): any client may claim any user name. Use --auth jwt --jwt-secret in production.');
   }
+  const advertise = `${config.advertise.includes(':') ? `[${config.advertise}]` : config.advertise}:${meshPort}`;
+  const router = new MeshRouter({
+    ...deps.mesh,
+    self: { id, incarnation, advertise, httpPort: 0, adminPort: 0 },
+    routeCacheSize: config.routeCacheSize,
+    log,
+    clock,
+  });
   const stats = new GatewayStats();
-  const router = new LocalRouter();
   const gateway = new Gateway({
-    nodeId: config.id,
+    nodeId: id,
     router,
     auth: createAuthenticator({ mode: config.auth, jwtSecret: config.jwtSecret }),
     ids: new UlidGenerator(clock),
@@ -62,37 +93,87 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     stats,
   });
   let draining = false;
+  let discovered = false;
   const http = await startHttpServer({ host: config.host, port: config.httpPort, log }, {
     upgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
-    ready: () => !draining,
-    health: () => ({ node: config.id, incarnation, connections: stats.connections, draining }),
+    ready: () => discovered && !draining,
+    health: () => ({
+      node: id, incarnation, connections: stats.connections, draining, discovered,
+      peers: peers ? peers.upLinks().size : 0, members: router.liveMembers().length,
+    }),
   });
-  log.info({ httpPort: http.port, host: config.host, incarnation }, `chatmesh node ${config.id} listening on http://${config.host}:${http.port}`);
+  const self: NodeIdentity = { id, incarnation, advertise, httpPort: http.port, adminPort: config.adminPort };
+  const discovery = deps.discovery
+    ? deps.discovery({ id, advertise: config.advertise, meshPort, httpPort: http.port, incarnation })
+    : config.discovery === 'consul'
+      ? createConsulDiscovery({
+        self: { id, address: config.advertise, meshPort, httpPort: http.port, adminPort: config.adminPort, incarnation },
+        agentUrl: config.consulUrl,
+        serviceName: config.serviceName,
+        logger: log,
+      })
+      : createStaticDiscovery({ peers: config.peers, selfAddress: advertise });
+  peers = new PeerManager({
+    self,
+    secret: config.meshSecret,
+    transport,
+    discovery,
+    link: { ...defaultLinkOptions(), ...deps.link },
+    log,
+    ...(deps.retryMinMs !== undefined && { retryMinMs: deps.retryMinMs }),
+    ...(deps.retryMaxMs !== undefined && { retryMaxMs: deps.retryMaxMs }),
+  }, {
+    onUp: (link) => router.peerUp(link),
+    onDown: (link) => router.peerDown(link),
+    onEnvelope: (link, env) => router.onEnvelope(link, env),
+  });
+  await discovery.start();
+  peers.start();
+  discovered = true;
+  log.info({ httpPort: http.port, meshPort, host: config.host, advertise, incarnation, discovery: config.discovery },
+    `chatmesh node ${id} listening on http://${config.host}:${http.port}`);
 
-  let stopping: Promise<void> | undefined;
   const drain = async (): Promise<void> => {
     if (draining) return;
     draining = true;
-    log.info({ connections: stats.connections }, 'draining: asking clients to reconnect elsewhere');
+    log.info({ connections: stats.connections }, 'draining: deregistering and asking clients to reconnect elsewhere');
     gateway.stopAccepting();
-    await gateway.closeAll(CloseCode.ServiceRestart, 'service restart');
+    await Promise.all([
+      discovery.deregister().catch((err: unknown) => log.warn({ err }, 'deregistration failed')),
+      gateway.closeAll(CloseCode.ServiceRestart, 'service restart'),
+    ]);
+  };
+  let stopping: Promise<void> | undefined;
+  const shutdown = async (graceful: boolean): Promise<void> => {
+    if (graceful) {
+      await drain();
+      // Let the owner deltas of the closed clients leave before saying goodbye.
+      await new Promise((r) => setImmediate(r));
+    }
+    peers!.stop(graceful ? 'shutdown' : 'killed');
+    router.close();
+    await gateway.close(CloseCode.ServiceRestart, 'service restart');
+    await Promise.all([discovery.stop().catch(() => undefined), transport.close(), http.close()]);
+    log.info('stopped');
   };
   return {
     config,
-    id: config.id,
+    id,
     incarnation,
     httpPort: http.port,
+    meshPort,
     stats,
     router,
-    ready: () => !draining,
+    peers,
+    discovery,
+    ready: () => discovered && !draining,
     drain,
     stop() {
-      stopping ??= (async () => {
-        await drain();
-        await gateway.close(CloseCode.ServiceRestart, 'service restart');
-        await http.close();
-        log.info('stopped');
-      })();
+      stopping ??= shutdown(true);
+      return stopping;
+    },
+    kill() {
+      stopping ??= shutdown(false);
       return stopping;
     },
   };

@@ -9,8 +9,8 @@ export type DiscoveryKind = 'static' | 'consul';
 
 /** Everything a node is configured with. protocol.md §1 documents the flags behind these fields. */
 export interface NodeConfig {
-  /** Node id, unique in the mesh. Default `<hostname>-<meshPort>`. */
-  readonly id: string;
+  /** Node id, unique in the mesh. Default (undefined here): `<hostname>-<bound mesh port>`. */
+  readonly id: string | undefined;
   /** Address every listener binds to. Default `127.0.0.1`. */
   readonly host: string;
   /** Address peers and Consul use to reach this node. Default: `host`. */
@@ -39,6 +39,14 @@ export interface NodeConfig {
 /** Input of `resolveNodeConfig`: any subset, defaults fill the rest. */
 export type NodeConfigInput = Partial<Omit<NodeConfig, 'gateway'>> & { readonly gateway?: Partial<GatewayOptions> };
 
+/** Node ids: also the tie-break order of who dials whom. */
+export const NODE_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+/** The default node id for a bound mesh port. */
+export function defaultNodeId(meshPort: number): string {
+  return `${hostname()}-${meshPort}`;
+}
+
 /** A configuration error: the CLI prints `message` and exits 2. */
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
@@ -59,7 +67,7 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
   const host = i.host ?? '127.0.0.1';
   const meshPort = port('mesh-port', i.meshPort ?? 7070);
   const cfg: NodeConfig = {
-    id: i.id ?? `${hostname()}-${meshPort}`,
+    id: i.id,
     host,
     advertise: i.advertise ?? host,
     httpPort: port('http-port', i.httpPort ?? 8080),
@@ -77,7 +85,7 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
     logLevel: i.logLevel ?? 'info',
     gateway: { ...defaultGatewayOptions(), ...Object.fromEntries(Object.entries(i.gateway ?? {}).filter(([, v]) => v !== undefined)) },
   };
-  if (!/^[A-Za-z0-9_.:@-]{1,128}$/.test(cfg.id)) throw new ConfigError(`--id must match [A-Za-z0-9_.:@-]{1,128}, got "${cfg.id}"`);
+  if (cfg.id !== undefined && !NODE_ID.test(cfg.id)) throw new ConfigError(`--id must match [A-Za-z0-9_.:@-]{1,128}, got "${cfg.id}"`);
   if (cfg.discovery !== 'static' && cfg.discovery !== 'consul') throw new ConfigError(`--discovery must be static or consul, got "${String(cfg.discovery)}"`);
   if (cfg.auth !== 'dev' && cfg.auth !== 'jwt') throw new ConfigError(`--auth must be dev or jwt, got "${String(cfg.auth)}"`);
   if (cfg.auth === 'jwt' && !cfg.jwtSecret) throw new ConfigError('--auth jwt needs --jwt-secret');

@@ -2,4 +2,3 @@ export * from './topic.js';
 export * from './local-hub.js';
 export * from './watchers.js';
 export * from './router.js';
-export * from './local-router.js';

@@ -1,0 +1,303 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Batcher } from '../routing/index.js';
+import type { LinkStream } from './transport.js';
+import { PROTOCOL_VERSION } from './wire.js';
+import type { Envelope, Envelope__Output, Hello, Hello__Output } from './wire.js';
+
+/** Who a node is, as told in the link handshake. */
+export interface NodeIdentity {
+  readonly id: string;
+  readonly incarnation: string;
+  /** `host:meshPort` where it accepts links. */
+  readonly advertise: string;
+  readonly httpPort: number;
+  readonly adminPort: number;
+}
+
+/** Why a handshake was refused. Only append. */
+export const RefuseCode = {
+  BadSecret: 'bad_secret',
+  BadVersion: 'bad_version',
+  WrongDirection: 'wrong_direction',
+  Self: 'self',
+  Duplicate: 'duplicate',
+  Draining: 'draining',
+  BadHello: 'bad_hello',
+} as const;
+export type RefuseCode = (typeof RefuseCode)[keyof typeof RefuseCode];
+
+/** A refused handshake; `code` says why. */
+export class LinkRefusedError extends Error {
+  constructor(readonly code: RefuseCode | string, message: string, readonly peer?: NodeIdentity, readonly peerId?: string) {
+    super(message);
+    this.name = 'LinkRefusedError';
+  }
+}
+
+/** Options of a link. */
+export interface LinkOptions {
+  /** Max envelopes per batch on the wire. Default 512. */
+  readonly maxBatch: number;
+  /** Max envelopes queued for the peer; beyond it `send` refuses. Default 100000. */
+  readonly maxQueued: number;
+  /** A ping goes out when nothing else was sent for this long, in ms. Default 1000. */
+  readonly pingIntervalMs: number;
+  /** A peer silent for this long is dropped (hung process, half-open TCP), in ms. Default 5000. */
+  readonly deadAfterMs: number;
+  /** Time for the handshake, in ms. Default 5000. */
+  readonly handshakeTimeoutMs: number;
+}
+
+/** Defaults of `LinkOptions`. */
+export function defaultLinkOptions(): LinkOptions {
+  return { maxBatch: 512, maxQueued: 100_000, pingIntervalMs: 1000, deadAfterMs: 5000, handshakeTimeoutMs: 5000 };
+}
+
+/** What a link reports to its owner. */
+export interface LinkHooks {
+  /** Acceptor only: decides whether to take a peer; returns a refusal or undefined to accept. */
+  admit?(peer: NodeIdentity): { code: RefuseCode; message: string } | undefined;
+  /** Every envelope after the handshake, in order. */
+  onEnvelope(link: PeerLink, env: Envelope__Output): void;
+  /** The link is gone (only for links that came up). */
+  onDown(link: PeerLink, err?: Error): void;
+}
+
+function digest(secret: string): Buffer {
+  return createHash('sha256').update(secret).digest();
+}
+
+/** Counters of one link, for the admin API. */
+export interface LinkStats {
+  batchesIn: number;
+  batchesOut: number;
+  itemsIn: number;
+  itemsOut: number;
+  /** ms since the epoch when the handshake completed. */
+  upSince: number;
+  lastError: string | undefined;
+}
+
+/**
+ * One side of a peer link: the handshake, batched outbound traffic (coalesced per event-loop turn,
+ * bounded), keepalive, and ordered inbound delivery. `send` may be called at any time; envelopes
+ * sent before the handshake completes wait for it.
+ */
+export class PeerLink {
+  state: 'handshake' | 'up' | 'closed' = 'handshake';
+  peer: NodeIdentity | undefined;
+  readonly stats: LinkStats = { batchesIn: 0, batchesOut: 0, itemsIn: 0, itemsOut: 0, upSince: 0, lastError: undefined };
+  /** Resolves with the peer once the handshake completes; rejects if it fails. */
+  readonly up: Promise<NodeIdentity>;
+  /** Resolves when the link is closed, for whatever reason. */
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  private resolveUp!: (p: NodeIdentity) => void;
+  private rejectUp!: (e: Error) => void;
+  private readonly out: Batcher<Envelope>;
+  private congested = false;
+  private drainWaiters: Array<() => void> = [];
+  private lastSent = Date.now();
+  private lastReceived = Date.now();
+  private readonly timer: NodeJS.Timeout;
+  /** Batch sizes sent, for the metrics histogram (set by the owner). */
+  onBatchSent: ((size: number) => void) | undefined;
+
+  constructor(
+    readonly stream: LinkStream,
+    readonly role: 'dialer' | 'acceptor',
+    private readonly self: NodeIdentity,
+    private readonly secret: string | undefined,
+    private readonly opts: LinkOptions,
+    private readonly hooks: LinkHooks,
+  ) {
+    this.up = new Promise((resolve, reject) => {
+      this.resolveUp = resolve;
+      this.rejectUp = reject;
+    });
+    this.up.catch(() => { /* observed by whoever awaits it */ });
+    this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
+    this.out = new Batcher<Envelope>({
+      maxBatch: opts.maxBatch,
+      maxQueued: opts.maxQueued,
+      flush: (items) => this.write(items),
+      schedule: (fn) => {
+        if (this.congested || this.state === 'handshake') this.drainWaiters.push(fn);
+        else setImmediate(fn);
+      },
+    });
+    stream.onBatch((b) => this.onBatch(b));
+    stream.onClose((err) => this.onClosed(err));
+    stream.onDrain(() => {
+      this.congested = false;
+      this.release();
+    });
+    this.timer = setInterval(() => this.tick(), Math.min(opts.pingIntervalMs, opts.deadAfterMs / 2));
+    this.timer.unref();
+    if (role === 'dialer') this.writeNow({ hello: this.hello() });
+    setTimeout(() => {
+      if (this.state === 'handshake') this.fail(new Error(`handshake with ${stream.remote} timed out`));
+    }, opts.handshakeTimeoutMs).unref();
+  }
+
+  /** Envelopes waiting to be written. */
+  get queueDepth(): number {
+    return this.out.size;
+  }
+
+  /** Queues an envelope for the peer. False when the link is closed or its queue is full. */
+  send(env: Envelope): boolean {
+    if (this.state === 'closed') return false;
+    return this.out.push(env);
+  }
+
+  /** Says goodbye and ends the stream after what is queued. */
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'up') {
+      this.out.push({ goodbye: { reason } });
+      this.out.flushNow();
+    }
+    this.stream.close();
+    this.onClosed(undefined);
+  }
+
+  private hello(): Hello {
+    return {
+      protocolVersion: PROTOCOL_VERSION,
+      nodeId: this.self.id,
+      incarnation: this.self.incarnation,
+      secret: this.secret ?? '',
+      advertise: this.self.advertise,
+      httpPort: this.self.httpPort,
+      adminPort: this.self.adminPort,
+    };
+  }
+
+  private writeNow(env: Envelope): void {
+    this.stream.send({ items: [env] });
+    this.lastSent = Date.now();
+  }
+
+  private write(items: Envelope[]): void {
+    if (this.state === 'closed') return;
+    this.stats.batchesOut++;
+    this.stats.itemsOut += items.length;
+    this.onBatchSent?.(items.length);
+    this.lastSent = Date.now();
+    if (!this.stream.send({ items })) this.congested = true;
+  }
+
+  private release(): void {
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const fn of w) setImmediate(fn);
+  }
+
+  private tick(): void {
+    if (this.state !== 'up') return;
+    const now = Date.now();
+    if (now - this.lastReceived > this.opts.deadAfterMs) {
+      this.fail(new Error(`peer ${this.peer?.id ?? this.stream.remote} silent for ${now - this.lastReceived} ms`));
+      return;
+    }
+    if (now - this.lastSent >= this.opts.pingIntervalMs) this.send({ ping: { sentAtMs: now } });
+  }
+
+  private onBatch(b: { items: Envelope__Output[] }): void {
+    if (this.state === 'closed') return;
+    this.lastReceived = Date.now();
+    this.stats.batchesIn++;
+    this.stats.itemsIn += b.items.length;
+    for (const env of b.items) {
+      if (this.state === 'handshake') {
+        this.onHandshake(env);
+        continue;
+      }
+      if (this.state !== 'up') return;
+      if (env.kind === 'ping') {
+        this.send({ pong: { sentAtMs: env.ping!.sentAtMs } });
+      } else if (env.kind === 'pong') {
+        // lastReceived is enough.
+      } else if (env.kind === 'goodbye') {
+        this.stats.lastError = `peer said goodbye: ${env.goodbye!.reason}`;
+        this.stream.close();
+        this.onClosed(undefined);
+        return;
+      } else {
+        this.hooks.onEnvelope(this, env);
+      }
+    }
+  }
+
+  private onHandshake(env: Envelope__Output): void {
+    if (this.role === 'acceptor') {
+      if (env.kind !== 'hello' || !env.hello) return this.refuse(RefuseCode.BadHello, 'the first item must be hello');
+      const h = env.hello;
+      if (h.protocolVersion !== PROTOCOL_VERSION) {
+        return this.refuse(RefuseCode.BadVersion, `protocol version ${h.protocolVersion} is not ${PROTOCOL_VERSION}`);
+      }
+      if (!this.secretMatches(h.secret)) return this.refuse(RefuseCode.BadSecret, 'wrong or missing --mesh-secret');
+      const peer = identityOf(h);
+      if (!peer) return this.refuse(RefuseCode.BadHello, 'hello has an empty id or incarnation');
+      const no = this.hooks.admit?.(peer);
+      if (no) return this.refuse(no.code, no.message, peer);
+      this.writeNow({ welcome: this.hello() });
+      return this.becomeUp(peer);
+    }
+    if (env.kind === 'refuse' && env.refuse) {
+      const r = env.refuse;
+      return this.fail(new LinkRefusedError(r.code, `${this.stream.remote} refused the link: ${r.code}: ${r.message}`, undefined, r.nodeId || undefined));
+    }
+    if (env.kind !== 'welcome' || !env.welcome) return this.fail(new Error('peer answered the hello with something else'));
+    const w = env.welcome;
+    if (w.protocolVersion !== PROTOCOL_VERSION) return this.fail(new LinkRefusedError(RefuseCode.BadVersion, `peer speaks protocol ${w.protocolVersion}`));
+    if (!this.secretMatches(w.secret)) return this.fail(new LinkRefusedError(RefuseCode.BadSecret, 'peer presented a wrong --mesh-secret'));
+    const peer = identityOf(w);
+    if (!peer) return this.fail(new LinkRefusedError(RefuseCode.BadHello, 'welcome has an empty id'));
+    this.becomeUp(peer);
+  }
+
+  private secretMatches(got: string): boolean {
+    if (!this.secret) return got === '';
+    return timingSafeEqual(digest(got), digest(this.secret));
+  }
+
+  private refuse(code: RefuseCode, message: string, peer?: NodeIdentity): void {
+    this.writeNow({ refuse: { code, message, nodeId: this.self.id } });
+    this.fail(new LinkRefusedError(code, message, peer));
+  }
+
+  private becomeUp(peer: NodeIdentity): void {
+    this.peer = peer;
+    this.state = 'up';
+    this.stats.upSince = Date.now();
+    this.lastReceived = Date.now();
+    this.resolveUp(peer);
+    this.release();
+  }
+
+  private fail(err: Error): void {
+    this.stats.lastError = err.message;
+    this.stream.close();
+    this.onClosed(err);
+  }
+
+  private onClosed(err: Error | undefined): void {
+    if (this.state === 'closed') return;
+    const wasUp = this.state === 'up';
+    this.state = 'closed';
+    clearInterval(this.timer);
+    this.out.clear();
+    this.drainWaiters = [];
+    if (err && !this.stats.lastError) this.stats.lastError = err.message;
+    this.rejectUp(err ?? new Error(`link to ${this.stream.remote} closed`));
+    this.resolveClosed();
+    if (wasUp) this.hooks.onDown(this, err);
+  }
+}
+
+function identityOf(h: Hello__Output): NodeIdentity | undefined {
+  if (!h.nodeId || !h.incarnation) return undefined;
+  return { id: h.nodeId, incarnation: h.incarnation, advertise: h.advertise, httpPort: h.httpPort, adminPort: h.adminPort };
+}

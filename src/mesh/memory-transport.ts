@@ -1,0 +1,119 @@
+import type { LinkStream, MeshTransport } from './transport.js';
+import type { Batch, Batch__Output } from './wire.js';
+
+/**
+ * An in-memory network of mesh transports for multi-node tests without sockets. Batches are
+ * copied (JSON round trip, as a wire would) and delivered asynchronously in FIFO order.
+ */
+export class MemoryNetwork {
+  private readonly listeners = new Map<string, { onStream: (s: LinkStream) => void; streams: Set<MemoryStream> }>();
+  private nextPort = 10_000;
+
+  /** A transport on this network. */
+  transport(): MeshTransport {
+    let bound: string | undefined;
+    const net = this;
+    const mine = new Set<MemoryStream>();
+    return {
+      listen(host, port, onStream) {
+        const p = port === 0 ? net.nextPort++ : port;
+        bound = `${host}:${p}`;
+        if (net.listeners.has(bound)) return Promise.reject(new Error(`address in use: ${bound}`));
+        net.listeners.set(bound, { onStream, streams: new Set() });
+        return Promise.resolve(p);
+      },
+      dial(address) {
+        const s = net.connect(address);
+        mine.add(s);
+        return s;
+      },
+      close() {
+        for (const s of mine) s.fail(new Error('transport closed'));
+        if (bound) net.crash(bound, 'transport closed');
+        return Promise.resolve();
+      },
+    };
+  }
+
+  /** Kills every stream of the node listening at `address`, as if its process died. */
+  crash(address: string, why = 'crashed'): void {
+    const l = this.listeners.get(address);
+    if (!l) return;
+    this.listeners.delete(address);
+    for (const s of l.streams) s.fail(new Error(why));
+  }
+
+  private connect(address: string): MemoryStream {
+    const a = new MemoryStream(address);
+    const l = this.listeners.get(address);
+    if (!l) {
+      setImmediate(() => a.fail(new Error(`connect ECONNREFUSED ${address}`)));
+      return a;
+    }
+    const b = new MemoryStream('inbound');
+    a.peer = b;
+    b.peer = a;
+    l.streams.add(b);
+    setImmediate(() => l.onStream(b));
+    return a;
+  }
+}
+
+class MemoryStream implements LinkStream {
+  peer: MemoryStream | undefined;
+  private batchCb: ((b: Batch__Output) => void) | undefined;
+  private closeCb: ((err?: Error) => void) | undefined;
+  private closed = false;
+  private inbox: Batch__Output[] = [];
+
+  constructor(readonly remote: string) {}
+
+  send(batch: Batch): boolean {
+    if (this.closed || !this.peer) return false;
+    const copy = JSON.parse(JSON.stringify(batch)) as Batch__Output;
+    const peer = this.peer;
+    setImmediate(() => peer.receive(copy));
+    return true;
+  }
+
+  private receive(b: Batch__Output): void {
+    if (this.closed) return;
+    if (this.batchCb) this.batchCb(b);
+    else this.inbox.push(b);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    const peer = this.peer;
+    // Deliver what is in flight first, like a graceful end of a real stream.
+    setImmediate(() => {
+      this.finish(undefined);
+      if (peer) setImmediate(() => peer.finish(undefined));
+    });
+  }
+
+  fail(err: Error): void {
+    this.finish(err);
+    const peer = this.peer;
+    if (peer) setImmediate(() => peer.finish(err));
+  }
+
+  private finish(err: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeCb?.(err);
+  }
+
+  onBatch(cb: (batch: Batch__Output) => void): void {
+    this.batchCb = cb;
+    const inbox = this.inbox;
+    this.inbox = [];
+    for (const b of inbox) cb(b);
+  }
+
+  onClose(cb: (err?: Error) => void): void {
+    this.closeCb = cb;
+  }
+
+  onDrain(): void { /* never congested */ }
+}

@@ -1,0 +1,40 @@
+/**
+ * The mesh wire format: generated types of proto/mesh.proto and its loader. Nothing else in the
+ * code base names generated files.
+ */
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { ProtoGrpcType } from '../generated/mesh.js';
+
+export type { Batch, Batch__Output } from '../generated/chatmesh/mesh/v1/Batch.js';
+export type { Envelope, Envelope__Output } from '../generated/chatmesh/mesh/v1/Envelope.js';
+export type { Hello, Hello__Output } from '../generated/chatmesh/mesh/v1/Hello.js';
+export type { RouteUpdate__Output } from '../generated/chatmesh/mesh/v1/RouteUpdate.js';
+export type { MeshClient } from '../generated/chatmesh/mesh/v1/Mesh.js';
+
+/** Version of the mesh protocol; peers with another version are refused. */
+export const PROTOCOL_VERSION = 1;
+
+/** The loader options, identical to the `gen` script's flags so runtime objects match the types. */
+export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+/** Absolute path of a file under the package's `proto/`, from `src/` or `dist/`. */
+export function protoPath(file: string): string {
+  const p = fileURLToPath(new URL(`../../proto/${file}`, import.meta.url));
+  if (!existsSync(p)) throw new Error(`proto file not found: ${p}`);
+  return p;
+}
+
+/** Loads proto/mesh.proto. */
+export function loadMeshProto(): ProtoGrpcType['chatmesh']['mesh']['v1'] {
+  const def = protoLoader.loadSync(protoPath('mesh.proto'), PROTO_LOADER_OPTIONS);
+  return (grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType).chatmesh.mesh.v1;
+}

@@ -1,0 +1,312 @@
+/**
+ * The routing table: a bounded LRU cache of topic → complete owner set, plus pinned entries that
+ * never get evicted. Invariant: a cached entry is the complete owner set published by the topic's
+ * home, or absent; never built from one owner's delta. Pure logic: no I/O, no timers.
+ */
+import { LRUCache } from 'lru-cache';
+
+/**
+ * The complete owner set of one topic, as published by its home, with its version.
+ *
+ * The version is (`home`, `incarnation`, `seq`): `seq` orders the sets one home incarnation
+ * publishes for a topic. Entries are immutable values: the table stores the object it is given and
+ * never mutates it, and callers must not mutate it afterwards either (edits make new objects).
+ */
+export interface RouteEntry {
+  /** Owner key → connection count (≥ 1) of that owner for this topic. May be empty: "nobody".
+   *  Owner keys are opaque to this table; they are node ids (see {@link RouteTable.purgeNode}). */
+  readonly owners: ReadonlyMap<string, number>;
+  /** Node id of the home that published this set. */
+  readonly home: string;
+  /** Incarnation of that home (changes on every process start). */
+  readonly incarnation: string;
+  /** Per-topic version number within one home incarnation; higher is newer. */
+  readonly seq: number;
+}
+
+/** Options of {@link RouteTable}. */
+export interface RouteTableOptions {
+  /** Max entries in the LRU part (`--route-cache-size`); pinned entries are not counted.
+   *  Integer ≥ 1. Default {@link DEFAULT_ROUTE_CACHE_SIZE}. `lru-cache` preallocates its index
+   *  for this many (about 28 bytes per slot, ~28 MB at the default) besides the entries. */
+  readonly maxEntries?: number;
+}
+
+/** Default of {@link RouteTableOptions.maxEntries}: one million entries. */
+export const DEFAULT_ROUTE_CACHE_SIZE = 1_000_000;
+
+/** Max `limit` of one {@link RouteTable.entries} page. */
+export const MAX_ROUTE_PAGE = 10_000;
+
+/** What a bulk removal changed. */
+export interface PurgeResult {
+  /** Entries removed from the table (pinned or not). */
+  readonly dropped: number;
+  /** Entries kept but re-written without the purged owner. */
+  readonly edited: number;
+  /** Pinned topics whose entry was dropped or edited: re-evaluate their presence, and look up
+   *  the dropped ones again (a pinned topic with no entry reads as a miss). Sorted. */
+  readonly pinned: readonly string[];
+}
+
+/** One row of a {@link RouteTable.entries} page. */
+export interface RouteRow {
+  readonly topic: string;
+  readonly entry: RouteEntry;
+  readonly pinned: boolean;
+}
+
+interface Pin {
+  refs: number;
+  entry: RouteEntry | undefined;
+}
+
+/**
+ * Topic → complete owner set. Not thread-safe (single event loop); all methods are synchronous.
+ *
+ * Version rules of {@link applyFull}: a set replaces the stored one when there is none, when it
+ * comes from another home or another incarnation of the home (the caller passes only sets from
+ * the topic's current home, so the stored one is stale), or when its `seq` is newer; otherwise
+ * it is ignored. Sets with no owners are kept: "nobody owns it" is a complete answer (presence
+ * offline, `ack` offline) that saves a lookup.
+ */
+export class RouteTable {
+  readonly #lru: LRUCache<string, RouteEntry>;
+  readonly #pins = new Map<string, Pin>();
+  /** Entries made here by {@link purgeNode} rather than published by a home. */
+  readonly #edited = new WeakSet<RouteEntry>();
+  #hits = 0;
+  #misses = 0;
+  #evictions = 0;
+  #pinnedEntries = 0;
+
+  /** @throws RangeError when `maxEntries` is not an integer ≥ 1. */
+  constructor(options: RouteTableOptions = {}) {
+    const maxEntries = options.maxEntries ?? DEFAULT_ROUTE_CACHE_SIZE;
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+      throw new RangeError(`maxEntries must be an integer >= 1, got ${maxEntries}`);
+    }
+    this.#lru = new LRUCache<string, RouteEntry>({
+      max: maxEntries,
+      dispose: (_value, _key, reason) => {
+        if (reason === 'evict') this.#evictions++;
+      },
+    });
+  }
+
+  /** Max entries of the LRU part. */
+  get maxEntries(): number {
+    return this.#lru.max;
+  }
+  /** Cached entries, pinned ones included. */
+  get size(): number {
+    return this.#lru.size + this.#pinnedEntries;
+  }
+  /** Pinned topics (with or without an entry). */
+  get pinnedSize(): number {
+    return this.#pins.size;
+  }
+  /** {@link get} calls that found an entry. Monotonic. */
+  get hits(): number {
+    return this.#hits;
+  }
+  /** {@link get} calls that found none. Monotonic. */
+  get misses(): number {
+    return this.#misses;
+  }
+  /** Entries pushed out of the LRU by newer ones. Monotonic. */
+  get evictions(): number {
+    return this.#evictions;
+  }
+
+  /** The entry of `topic`, counting a hit or miss and marking it recently used. */
+  get(topic: string): RouteEntry | undefined {
+    const entry = this.#pins.get(topic)?.entry ?? this.#lru.get(topic);
+    if (entry === undefined) this.#misses++;
+    else this.#hits++;
+    return entry;
+  }
+
+  /** The entry of `topic` without counting or touching recency (for comparisons, admin). */
+  peek(topic: string): RouteEntry | undefined {
+    const pin = this.#pins.get(topic);
+    return pin !== undefined ? pin.entry : this.#lru.peek(topic);
+  }
+
+  /** Whether `topic` is pinned. */
+  isPinned(topic: string): boolean {
+    return this.#pins.has(topic);
+  }
+
+  /**
+   * Stores a complete owner set published by the topic's current home, if it is newer than the
+   * stored one (see the class notes). To learn a presence transition, `peek` before calling.
+   *
+   * @returns whether the entry was stored.
+   */
+  applyFull(topic: string, entry: RouteEntry): boolean {
+    const stored = this.peek(topic);
+    if (stored !== undefined && !supersedes(entry, stored, this.#edited.has(stored))) return false;
+    this.#store(topic, entry);
+    return true;
+  }
+
+  /** Removes the entry of `topic` (e.g. a stale route); a pin stays. @returns whether one existed. */
+  delete(topic: string): boolean {
+    const pin = this.#pins.get(topic);
+    if (pin === undefined) return this.#lru.delete(topic);
+    if (pin.entry === undefined) return false;
+    pin.entry = undefined;
+    this.#pinnedEntries--;
+    return true;
+  }
+
+  /**
+   * Pins `topic` (reference counted): its entry, present now or stored later, leaves the LRU and
+   * is never evicted until the matching number of {@link unpin} calls.
+   */
+  pin(topic: string): void {
+    const pin = this.#pins.get(topic);
+    if (pin !== undefined) {
+      pin.refs++;
+      return;
+    }
+    const entry = this.#lru.peek(topic);
+    if (entry !== undefined) {
+      this.#lru.delete(topic);
+      this.#pinnedEntries++;
+    }
+    this.#pins.set(topic, { refs: 1, entry });
+  }
+
+  /**
+   * Drops one reference; at zero the entry goes back into the LRU as most recently used (which
+   * may evict another). Unpinning a topic that is not pinned does nothing.
+   *
+   * @returns whether the topic is still pinned.
+   */
+  unpin(topic: string): boolean {
+    const pin = this.#pins.get(topic);
+    if (pin === undefined) return false;
+    if (--pin.refs > 0) return true;
+    this.#pins.delete(topic);
+    if (pin.entry !== undefined) {
+      this.#pinnedEntries--;
+      this.#lru.set(topic, pin.entry);
+    }
+    return false;
+  }
+
+  /**
+   * Drops every entry for which `keep(topic, entry)` is false, pinned ones included (their pins
+   * stay). After a membership change: keep an entry only while its `home` is still the topic's
+   * home. `keep` must not modify the table. O(size).
+   */
+  retainHomes(keep: (topic: string, entry: RouteEntry) => boolean): PurgeResult {
+    const drop: string[] = [];
+    for (const [topic, entry] of this.#lru.entries()) if (!keep(topic, entry)) drop.push(topic);
+    for (const topic of drop) this.#lru.delete(topic);
+    const pinned: string[] = [];
+    for (const [topic, pin] of this.#pins) {
+      if (pin.entry !== undefined && !keep(topic, pin.entry)) {
+        pin.entry = undefined;
+        this.#pinnedEntries--;
+        pinned.push(topic);
+      }
+    }
+    return { dropped: drop.length + pinned.length, edited: 0, pinned: pinned.sort() };
+  }
+
+  /**
+   * Drops the entries published by `home`; with `keepIncarnation`, only those of its other
+   * incarnations (a restarted node: everything of its old incarnation goes). O(size).
+   */
+  dropHome(home: string, keepIncarnation?: string): PurgeResult {
+    return this.retainHomes((_t, e) => e.home !== home || e.incarnation === keepIncarnation);
+  }
+
+  /**
+   * A dead node vanishes: drops every entry it published and removes it from every other
+   * entry's owners. An edited entry keeps its version, may become empty (then it reads as
+   * "nobody owns it"), moves to most-recently-used, and is marked as locally edited: the home's
+   * next set replaces it even at the same `seq`, so a lookup after the purge always heals a race
+   * in which the home re-added the node (a restart) before the purge ran. Keying owners by node
+   * id + incarnation instead of node id makes such races impossible. O(size).
+   */
+  purgeNode(nodeId: string): PurgeResult {
+    const dropped = this.dropHome(nodeId);
+    const pinned = new Set(dropped.pinned);
+    const edits: [string, RouteEntry][] = [];
+    for (const [topic, entry] of this.#lru.entries()) {
+      if (entry.owners.has(nodeId)) edits.push([topic, this.#without(entry, nodeId)]);
+    }
+    for (const [topic, entry] of edits) this.#lru.set(topic, entry);
+    for (const [topic, pin] of this.#pins) {
+      if (pin.entry?.owners.has(nodeId)) {
+        pin.entry = this.#without(pin.entry, nodeId);
+        edits.push([topic, pin.entry]);
+        pinned.add(topic);
+      }
+    }
+    return { dropped: dropped.dropped, edited: edits.length, pinned: [...pinned].sort() };
+  }
+
+  /**
+   * One page of the table in topic order (code units), pinned entries included: the rows with
+   * topic > `afterTopic` (all when omitted), at most `limit`. Pass the last row's topic to get the
+   * next page; the order does not depend on recency, so paging is stable while the table changes
+   * (a topic added behind the cursor is skipped, one removed is not shown). Does not touch
+   * recency or counters. O(size + limit log limit) per page.
+   *
+   * @param limit - rows per page, 1 to {@link MAX_ROUTE_PAGE}. Default 100.
+   */
+  entries(afterTopic?: string, limit = 100): RouteRow[] {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_ROUTE_PAGE) {
+      throw new RangeError(`limit must be an integer in 1..${MAX_ROUTE_PAGE}, got ${limit}`);
+    }
+    // Keep a buffer of candidates; when it doubles past `limit`, sort and cut, raising the bar.
+    let buf: RouteRow[] = [];
+    let bar: string | undefined;
+    const offer = (topic: string, entry: RouteEntry, pinned: boolean): void => {
+      if (afterTopic !== undefined && topic <= afterTopic) return;
+      if (bar !== undefined && topic >= bar) return;
+      buf.push({ topic, entry, pinned });
+      if (buf.length >= 2 * limit) {
+        buf = sortRows(buf).slice(0, limit);
+        bar = buf[limit - 1]!.topic;
+      }
+    };
+    for (const [topic, pin] of this.#pins) if (pin.entry) offer(topic, pin.entry, true);
+    for (const [topic, entry] of this.#lru.entries()) offer(topic, entry, false);
+    return sortRows(buf).slice(0, limit);
+  }
+
+  #store(topic: string, entry: RouteEntry): void {
+    const pin = this.#pins.get(topic);
+    if (pin === undefined) {
+      this.#lru.set(topic, entry);
+      return;
+    }
+    if (pin.entry === undefined) this.#pinnedEntries++;
+    pin.entry = entry;
+  }
+
+  #without(entry: RouteEntry, nodeId: string): RouteEntry {
+    const owners = new Map(entry.owners);
+    owners.delete(nodeId);
+    const edited: RouteEntry = { ...entry, owners };
+    this.#edited.add(edited);
+    return edited;
+  }
+}
+
+/** Whether `next` replaces `stored` under the version rules (see {@link RouteTable}). */
+function supersedes(next: RouteEntry, stored: RouteEntry, storedEdited: boolean): boolean {
+  if (next.home !== stored.home || next.incarnation !== stored.incarnation) return true;
+  return next.seq > stored.seq || (storedEdited && next.seq === stored.seq);
+}
+
+/** Sorts by topic in code-unit order; topics in one table are unique, so none compare equal. */
+function sortRows(rows: RouteRow[]): RouteRow[] {
+  return rows.sort((a, b) => (a.topic < b.topic ? -1 : 1));
+}
