@@ -1,11 +1,27 @@
 import type { LinkStream, MeshTransport } from './transport.js';
+import { loadMeshProto } from './wire.js';
 import type { Batch, Batch__Output } from './wire.js';
+
+/** Encodes and decodes with the real protobuf codec, so tests see exactly what gRPC would deliver. */
+interface Codec {
+  encode(b: Batch): Buffer;
+  decode(buf: Buffer): Batch__Output;
+}
+
+function makeCodec(): Codec {
+  const link = loadMeshProto().Mesh.service.Link;
+  return {
+    encode: (b) => link.requestSerialize(b),
+    decode: (buf) => link.requestDeserialize(buf) as Batch__Output,
+  };
+}
 
 /**
  * An in-memory network of mesh transports for multi-node tests without sockets. Batches are
- * copied (JSON round trip, as a wire would) and delivered asynchronously in FIFO order.
+ * encoded and decoded with the real protobuf codec and delivered asynchronously in FIFO order.
  */
 export class MemoryNetwork {
+  private readonly codec = makeCodec();
   private readonly listeners = new Map<string, { onStream: (s: LinkStream) => void; streams: Set<MemoryStream> }>();
   private nextPort = 10_000;
 
@@ -44,13 +60,13 @@ export class MemoryNetwork {
   }
 
   private connect(address: string): MemoryStream {
-    const a = new MemoryStream(address);
+    const a = new MemoryStream(address, this.codec);
     const l = this.listeners.get(address);
     if (!l) {
       setImmediate(() => a.fail(new Error(`connect ECONNREFUSED ${address}`)));
       return a;
     }
-    const b = new MemoryStream('inbound');
+    const b = new MemoryStream('inbound', this.codec);
     a.peer = b;
     b.peer = a;
     l.streams.add(b);
@@ -66,11 +82,11 @@ class MemoryStream implements LinkStream {
   private closed = false;
   private inbox: Batch__Output[] = [];
 
-  constructor(readonly remote: string) {}
+  constructor(readonly remote: string, private readonly codec: Codec) {}
 
   send(batch: Batch): boolean {
     if (this.closed || !this.peer) return false;
-    const copy = JSON.parse(JSON.stringify(batch)) as Batch__Output;
+    const copy = this.codec.decode(this.codec.encode(batch));
     const peer = this.peer;
     setImmediate(() => peer.receive(copy));
     return true;

@@ -2,7 +2,7 @@ import { LocalHub, WatchRegistry } from '../core/index.js';
 import type { PresenceListener, Router, Subscriber, Topic } from '../core/index.js';
 import type { Logger } from '../log.js';
 import { ChatError, ErrorCode } from '../protocol/index.js';
-import { OwnerDirectory, Rendezvous, RouteTable, ownerDigest, digestEquals } from '../routing/index.js';
+import { OwnerDirectory, Rendezvous, RouteTable, ownerDigest, digestEquals, hash53 } from '../routing/index.js';
 import type { RouteEntry } from '../routing/index.js';
 import type { Clock } from '../util/index.js';
 import type { NodeIdentity, PeerLink } from './link.js';
@@ -68,6 +68,9 @@ export class MeshRouter implements Router {
   private readonly deliveries: PendingRequests<Result>;
   private readonly snapshotsIn = new Map<string, Map<Topic, number>>();
   private readonly awaitingSnapshots = new Set<string>();
+  /** Per peer: the members hash of the last snapshot it completed. */
+  private readonly snapshotViews = new Map<string, number>();
+  private membersHash = 0;
   private barrierUntil = 0;
   private readonly antiEntropy: NodeJS.Timeout;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -87,6 +90,7 @@ export class MeshRouter implements Router {
     this.table = new RouteTable({ maxEntries: opts.routeCacheSize });
     this.directory = new OwnerDirectory({ nodeId: opts.self.id, incarnation: opts.self.incarnation });
     this.members = new Rendezvous([opts.self.id]);
+    this.membersHash = hash53(opts.self.id);
     this.lookups = new PendingRequests(this.opts.lookupTimeoutMs);
     this.deliveries = new PendingRequests(this.opts.deliveryTimeoutMs);
     this.antiEntropy = setInterval(() => this.sendDigests(), this.opts.antiEntropyMs);
@@ -379,6 +383,7 @@ export class MeshRouter implements Router {
     this.lookups.failPeer(id);
     this.snapshotsIn.delete(id);
     this.awaitingSnapshots.delete(id);
+    this.snapshotViews.delete(id);
     const purged = this.table.purgeNode(id);
     for (const change of this.directory.removeNode(id)) this.broadcast(change.topic, change.entry);
     this.membershipChanged();
@@ -387,17 +392,23 @@ export class MeshRouter implements Router {
 
   private membershipChanged(): void {
     this.stats.membershipChanges++;
+    const oldHomes = new Map<Topic, string>();
+    for (const topic of this.watchers.topics()) oldHomes.set(topic, this.homeOf(topic));
     this.members = new Rendezvous([this.selfId, ...this.links.keys()]);
+    this.membersHash = hash53(this.members.members.join(','));
     // Cached sets whose home moved are no longer backed by a home that broadcasts to us.
-    const moved = this.table.retainHomes((topic, e) => this.homeOf(topic) === e.home);
+    this.table.retainHomes((topic, e) => this.homeOf(topic) === e.home);
     // Directory entries of topics that moved away: their new home rebuilds them from the owners.
     this.directory.retainTopics((topic) => this.homeOf(topic) === this.selfId);
-    // Every owner re-sends to every home; until all have, this node's answers are tentative.
+    // Every owner re-sends to every home. Until each peer's latest snapshot was made with the same
+    // view of the members as ours, answers about our topics are tentative (see barrierPending).
     this.awaitingSnapshots.clear();
-    for (const id of this.links.keys()) this.awaitingSnapshots.add(id);
+    for (const id of this.links.keys()) {
+      if (this.snapshotViews.get(id) !== this.membersHash) this.awaitingSnapshots.add(id);
+    }
     this.barrierUntil = this.opts.clock.monotonic() + this.opts.barrierTimeoutMs;
     this.resendOwnership();
-    for (const topic of moved.pinned) this.refreshPresence(topic);
+    for (const [topic, home] of oldHomes) if (this.homeOf(topic) !== home) this.refreshPresence(topic);
     this.schedulePresenceRefresh();
   }
 
@@ -422,7 +433,7 @@ export class MeshRouter implements Router {
     for (let i = 0; first || i < topics.length; i += chunk) {
       const part = topics.slice(i, i + chunk).map(([topic, count]) => ({ topic, count }));
       const done = i + chunk >= topics.length;
-      if (!link.send({ snapshot: { topics: part, first, done } })) {
+      if (!link.send({ snapshot: { topics: part, first, done, membersHash: this.membersHash } })) {
         link.close('outbound queue full');
         return;
       }
@@ -430,7 +441,7 @@ export class MeshRouter implements Router {
     }
   }
 
-  private onSnapshot(link: PeerLink, topics: ReadonlyArray<{ topic: string; count: number }>, first: boolean, done: boolean): void {
+  private onSnapshot(link: PeerLink, topics: ReadonlyArray<{ topic: string; count: number }>, first: boolean, done: boolean, view: number): void {
     const peer = link.peer!.id;
     let acc = this.snapshotsIn.get(peer);
     if (first || !acc) {
@@ -441,12 +452,11 @@ export class MeshRouter implements Router {
     if (!done) return;
     this.snapshotsIn.delete(peer);
     this.stats.snapshotsIn++;
-    for (const change of this.directory.syncNode(peer, acc)) {
-      const before = change.entry.owners;
-      this.broadcast(change.topic, { ...change.entry, owners: before });
+    for (const change of this.directory.syncNode(peer, acc)) this.broadcast(change.topic, change.entry);
+    this.snapshotViews.set(peer, view);
+    if (view === this.membersHash && this.awaitingSnapshots.delete(peer) && this.awaitingSnapshots.size === 0) {
+      this.schedulePresenceRefresh(0);
     }
-    this.awaitingSnapshots.delete(peer);
-    if (this.awaitingSnapshots.size === 0) this.schedulePresenceRefresh(0);
   }
 
   /** Anti-entropy: tell each home a digest of our topics homed there; it asks for a snapshot on mismatch. */
@@ -536,7 +546,7 @@ export class MeshRouter implements Router {
       }
       case 'snapshot': {
         const s = env.snapshot!;
-        return this.onSnapshot(link, s.topics, s.first, s.done);
+        return this.onSnapshot(link, s.topics, s.first, s.done, s.membersHash);
       }
       case 'digest': {
         const d = env.digest!;
