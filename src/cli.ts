@@ -8,6 +8,7 @@ import { ConfigError } from './config/index.js';
 import type { NodeConfigInput } from './config/index.js';
 import { LOG_LEVELS } from './log.js';
 import type { LogLevel } from './log.js';
+import { runCluster } from './cluster.js';
 import { startNode } from './node.js';
 import type { ChatNode } from './node.js';
 
@@ -86,6 +87,17 @@ export function buildProgram(): Command {
           maxConnections: o['maxConnections'] as number | undefined,
         } as NodeConfigInput['gateway'],
       });
+    });
+
+  program.command('cluster')
+    .description('run N nodes on this machine as child processes (static discovery); Ctrl-C stops all.\n' +
+      'Node i gets HTTP port P+i, mesh port P+100+i, admin port P+200+i. Flags after -- go to every node.')
+    .requiredOption('--nodes <n>', 'number of nodes (1-100)', int)
+    .option('--base-port <port>', 'base port P', int, 8080)
+    .option('--host <addr>', 'address the nodes bind to', '127.0.0.1')
+    .argument('[nodeFlags...]', 'extra `chatmesh node` flags, after --')
+    .action(async (nodeArgs: string[], o: { nodes: number; basePort: number; host: string }) => {
+      process.exitCode = await runCluster({ nodes: o.nodes, basePort: o.basePort, host: o.host, nodeArgs });
     });
 
   program.command('token')

@@ -72,7 +72,7 @@ export class PeerManager {
     }
     const link = new PeerLink(stream, 'acceptor', this.opts.self, this.opts.secret, this.opts.link, {
       admit: (peer) => this.admit(peer),
-      onEnvelope: (l, env) => this.events.onEnvelope(l, env),
+      onEnvelope: (l, env) => this.onEnvelope(l, env),
       onDown: (l, err) => this.down(l, err),
     });
     link.up.then((peer) => this.register(peer, link), (err: unknown) => this.logRefusal(err, stream.remote));
@@ -155,10 +155,41 @@ export class PeerManager {
     return undefined;
   }
 
+  private onEnvelope(link: PeerLink, env: Envelope__Output): void {
+    if (env.kind !== 'members') {
+      this.events.onEnvelope(link, env);
+      return;
+    }
+    let added = false;
+    for (const a of env.members!.addresses) {
+      if (a === this.opts.self.advertise || this.learned.has(a) || !/^[^\s]+:\d{1,5}$/.test(a)) continue;
+      if ([...this.links.values()].some((l) => l.peer!.advertise === a)) continue;
+      this.learned.add(a);
+      added = true;
+    }
+    if (added) this.syncLoops();
+  }
+
+  /** Tells every peer which peers this node has links with. */
+  private announceMembers(): void {
+    const addresses = [...this.links.values()].map((l) => l.peer!.advertise).filter((a) => a !== '');
+    for (const link of this.links.values()) link.send({ members: { addresses } });
+  }
+
+  /** Forgets a learned address that has not answered for a long time (a node that is gone). */
+  forget(address: string): void {
+    if (!this.learned.delete(address)) return;
+    this.syncLoops();
+  }
+
+  isLearnedOnly(address: string): boolean {
+    return this.learned.has(address) && !this.discoveryTargets.some((t) => t.address === address);
+  }
+
   /** Dials `address` once; resolves when the link is up. */
   dial(address: string): PeerLink {
     const link = new PeerLink(this.opts.transport.dial(address), 'dialer', this.opts.self, this.opts.secret, this.opts.link, {
-      onEnvelope: (l, env) => this.events.onEnvelope(l, env),
+      onEnvelope: (l, env) => this.onEnvelope(l, env),
       onDown: (l, err) => this.down(l, err),
     });
     return link;
@@ -181,6 +212,7 @@ export class PeerManager {
     this.links.set(peer.id, link);
     this.opts.log.info({ peer: peer.id, address: peer.advertise, incarnation: peer.incarnation, role: link.role }, 'peer link up');
     this.events.onUp(link);
+    this.announceMembers();
     const w = this.upWaiters.get(peer.id);
     if (w) {
       this.upWaiters.delete(peer.id);
@@ -207,6 +239,7 @@ export class PeerManager {
     this.links.delete(id);
     this.opts.log.warn({ peer: id, err: err?.message ?? link.stats.lastError }, 'peer link down');
     this.events.onDown(link, err);
+    this.announceMembers();
   }
 
   logRefusal(err: unknown, remote: string): void {
@@ -236,11 +269,15 @@ export class PeerManager {
   }
 }
 
+/** A learned address (not from discovery) unreachable this long is forgotten, in ms. */
+const LEARNED_TTL_MS = 60_000;
+
 /** Dials one address forever: up → wait for down → dial again, with back-off between failures. */
 class DialLoop {
   private readonly abort = new AbortController();
   passive = false;
   lastError: string | undefined;
+  private failingSince: number | undefined;
 
   constructor(readonly address: string, public peerId: string | undefined, private readonly pm: PeerManager) {}
 
@@ -293,6 +330,11 @@ class DialLoop {
       peer = await link.up;
     } catch (err) {
       this.lastError = (err as Error).message;
+      this.failingSince ??= Date.now();
+      if (Date.now() - this.failingSince > LEARNED_TTL_MS && this.pm.isLearnedOnly(this.address)) {
+        this.pm.forget(this.address);
+        throw new AbortError(`forgetting ${this.address}: unreachable for ${LEARNED_TTL_MS} ms`);
+      }
       this.pm.logRefusal(err, this.address);
       if (err instanceof LinkRefusedError) {
         if (err.code === RefuseCode.Self) throw new AbortError(err.message);
@@ -306,6 +348,7 @@ class DialLoop {
     }
     this.peerId = peer.id;
     this.lastError = undefined;
+    this.failingSince = undefined;
     if (!this.pm.register(peer, link)) {
       const other = this.pm.upLinks().get(peer.id);
       if (other) return goneHandle(other);

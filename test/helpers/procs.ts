@@ -1,0 +1,60 @@
+/** Runs `chatmesh` CLI commands as child processes for tests. */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/** A port that was free a moment ago (bind to 0, read it, close). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+export interface CliNode {
+  readonly child: ChildProcess;
+  /** Every JSON log record printed so far. */
+  readonly logs: Array<Record<string, unknown>>;
+  readonly exited: Promise<number | null>;
+  readonly httpPort: number;
+}
+
+/**
+ * Starts `chatmesh node <args>` and resolves once it logs that it listens. The process is
+ * SIGKILLed at the end of the test if still running.
+ */
+export function startCliNode(t: Test, args: string[], env: Record<string, string> = {}): Promise<CliNode> {
+  const child = spawn(process.execPath, [CLI, 'node', '--log-level', 'info', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const logs: Array<Record<string, unknown>> = [];
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let err = '';
+    child.stderr!.on('data', (d) => { err += d; });
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith('{')) continue;
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        logs.push(rec);
+        if (typeof rec['httpPort'] === 'number' && typeof rec['meshPort'] === 'number') {
+          resolve({ child, logs, exited, httpPort: rec['httpPort'] });
+        }
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`chatmesh node exited ${code}: ${err}`)));
+  });
+}
