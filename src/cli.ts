@@ -9,6 +9,7 @@ import type { NodeConfigInput } from './config/index.js';
 import { LOG_LEVELS } from './log.js';
 import type { LogLevel } from './log.js';
 import { runCluster } from './cluster.js';
+import { CtlError, runCtl } from './ctl.js';
 import { startNode } from './node.js';
 import type { ChatNode } from './node.js';
 
@@ -100,6 +101,43 @@ export function buildProgram(): Command {
       process.exitCode = await runCluster({ nodes: o.nodes, basePort: o.basePort, host: o.host, nodeArgs });
     });
 
+  const ctl = program.command('ctl')
+    .description('admin client of a node\'s admin API')
+    .enablePositionalOptions()
+    .addOption(new Option('--admin <host:port>', 'admin API address (default: 127.0.0.1:9090)').env('CHATMESH_ADMIN'))
+    .addOption(new Option('--token <token>', 'admin bearer token (the node\'s --admin-token)').env('CHATMESH_ADMIN_TOKEN'))
+    .option('--json', 'print JSON for scripts')
+    .option('--timeout-ms <ms>', 'deadline of each call (default: 5000)', int);
+  // Shared flags are accepted before the subcommand (as the contract writes them) and after it.
+  const shared = (c: Command): Command => c
+    .addOption(new Option('--admin <host:port>', 'admin API address (default: 127.0.0.1:9090)'))
+    .addOption(new Option('--token <token>', 'admin bearer token'))
+    .option('--json', 'print JSON for scripts')
+    .option('--timeout-ms <ms>', 'deadline of each call (default: 5000)', int);
+  type CtlFlags = { admin?: string; token?: string; json?: boolean; timeoutMs?: number; after?: string; limit?: number };
+  const ctlRun = (cmd: string) => async (...a: unknown[]): Promise<void> => {
+    const command = a[a.length - 1] as Command;
+    const own = command.opts<CtlFlags>();
+    const parent = ctl.opts<CtlFlags>();
+    const args = a.slice(0, -2).filter((x): x is string => typeof x === 'string');
+    const text = await runCtl(cmd, args, {
+      admin: own.admin ?? parent.admin ?? '127.0.0.1:9090',
+      token: own.token ?? parent.token,
+      json: own.json ?? parent.json ?? false,
+      timeoutMs: own.timeoutMs ?? parent.timeoutMs ?? 5000,
+    }, { ...(own.after !== undefined && { after: own.after }), ...(own.limit !== undefined && { limit: own.limit }) });
+    process.stdout.write(`${text}\n`);
+  };
+  shared(ctl.command('route').description('where a user\'s connections are').argument('<user>')).action(ctlRun('route'));
+  shared(ctl.command('room').description('where a room\'s members are').argument('<room>')).action(ctlRun('room'));
+  shared(ctl.command('routes').description('the routing table, paged'))
+    .option('--after <topic>', 'start after this topic')
+    .option('--limit <n>', 'max routes (1-10000)', int, 1000)
+    .action(ctlRun('routes'));
+  shared(ctl.command('peers').description('peers and link state')).action(ctlRun('peers'));
+  shared(ctl.command('stats').description('the node\'s counters')).action(ctlRun('stats'));
+  shared(ctl.command('drain').description('move this node\'s clients away (close 1012) and deregister; the node keeps serving peers')).action(ctlRun('drain'));
+
   program.command('token')
     .description('print a signed client token (HS256 JWT) for a user')
     .requiredOption('--user <user>', 'user id (the token\'s sub claim)')
@@ -154,6 +192,10 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError || err instanceof CliError || err instanceof RangeError) {
       process.stderr.write(`chatmesh: ${err.message}\n`);
       process.exit(2);
+    }
+    if (err instanceof CtlError) {
+      process.stderr.write(`chatmesh ctl: ${err.message}\n`);
+      process.exit(err.code === 'USAGE' ? 2 : 1);
     }
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') {

@@ -3,6 +3,8 @@
  * place that knows every component.
  */
 import { randomBytes } from 'node:crypto';
+import { addStandardServices, createHealth, setHealth, startAdminServer } from './admin/index.js';
+import type { AdminTarget, NodeStatsView } from './admin/index.js';
 import { createAuthenticator } from './auth/index.js';
 import { defaultNodeId, resolveNodeConfig } from './config/index.js';
 import type { NodeConfig, NodeConfigInput } from './config/index.js';
@@ -11,6 +13,7 @@ import type { Discovery } from './discovery/index.js';
 import { Gateway, GatewayStats } from './gateway/index.js';
 import { startHttpServer } from './http/index.js';
 import { createLogger } from './log.js';
+import { createMetrics } from './metrics/index.js';
 import type { Logger } from './log.js';
 import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions } from './mesh/index.js';
 import type { LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity } from './mesh/index.js';
@@ -27,12 +30,15 @@ export interface ChatNode {
   /** The real ports (they differ from the config where it asked for 0). */
   readonly httpPort: number;
   readonly meshPort: number;
+  readonly adminPort: number;
   readonly stats: GatewayStats;
   readonly router: MeshRouter;
   readonly peers: PeerManager;
   readonly discovery: Discovery;
   /** True once every listener is up and discovery has run once, until drain. */
   ready(): boolean;
+  /** The node's counters (admin `stats`, `/metrics`). */
+  statsView(): NodeStatsView;
   /** Stops accepting clients, deregisters from discovery and asks the connected clients to
    *  reconnect elsewhere (1012); keeps serving peers. Idempotent. */
   drain(): Promise<void>;
@@ -62,7 +68,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   const config = resolveNodeConfig(input);
   const clock = deps.clock ?? systemClock;
   const incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-  const transport = deps.transport ?? new GrpcTransport();
+  const health = createHealth();
+  const transport = deps.transport ?? new GrpcTransport({ addServices: (server) => addStandardServices(server, health) });
   let peers: PeerManager | undefined;
   const meshPort = await transport.listen(config.host, config.meshPort, (s) => {
     if (peers) peers.accept(s);
@@ -94,8 +101,35 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   });
   let draining = false;
   let discovered = false;
+  const startedAt = Date.now();
+  const closedLinks = { batchesIn: 0, batchesOut: 0 };
+  const statsView = (): NodeStatsView => {
+    let batchesIn = closedLinks.batchesIn;
+    let batchesOut = closedLinks.batchesOut;
+    for (const l of peers?.upLinks().values() ?? []) {
+      batchesIn += l.stats.batchesIn;
+      batchesOut += l.stats.batchesOut;
+    }
+    const m = router.stats;
+    const t = router.table;
+    return {
+      nodeId: id, incarnation, uptimeMs: Date.now() - startedAt, draining,
+      connections: stats.connections, users: router.hub.userCount, topics: router.hub.size,
+      directMessagesIn: stats.directMessages, roomMessagesIn: stats.roomMessages, framesIn: stats.framesIn, framesOut: stats.framesOut,
+      deliveriesOut: m.deliveriesOut, deliveriesIn: m.deliveriesIn, staleRoutes: m.staleRoutes,
+      cacheSize: t.size, cachePinned: t.pinnedSize, cacheMax: t.maxEntries, cacheHits: t.hits, cacheMisses: t.misses, cacheEvictions: t.evictions,
+      homeTopics: router.directory.size, homeLookupsIn: m.lookupsIn, homeLookupsOut: m.lookupsOut,
+      routeUpdatesIn: m.routeUpdatesIn, routeUpdatesOut: m.routeUpdatesOut,
+      gossipBatchesIn: batchesIn, gossipBatchesOut: batchesOut,
+      unavailable: m.unavailable, slowConsumers: stats.slowConsumers, errors: { ...stats.errors },
+      members: router.liveMembers().length,
+    };
+  };
+  const metrics = createMetrics(statsView);
+  router.onDeliveryLatency = (ms) => metrics.observeDelivery(ms);
   const http = await startHttpServer({ host: config.host, port: config.httpPort, log }, {
     upgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
+    metrics: () => metrics.render(),
     ready: () => discovered && !draining,
     health: () => ({
       node: id, incarnation, connections: stats.connections, draining, discovered,
@@ -123,26 +157,56 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     ...(deps.retryMinMs !== undefined && { retryMinMs: deps.retryMinMs }),
     ...(deps.retryMaxMs !== undefined && { retryMaxMs: deps.retryMaxMs }),
   }, {
-    onUp: (link) => router.peerUp(link),
-    onDown: (link) => router.peerDown(link),
+    onUp: (link) => {
+      link.onBatchSent = (n) => metrics.observeBatch(n);
+      router.peerUp(link);
+    },
+    onDown: (link) => {
+      closedLinks.batchesIn += link.stats.batchesIn;
+      closedLinks.batchesOut += link.stats.batchesOut;
+      router.peerDown(link);
+    },
     onEnvelope: (link, env) => router.onEnvelope(link, env),
   });
+  let drained: Promise<{ closed: number; deregistered: boolean }> | undefined;
+  const drain = (): Promise<{ closed: number; deregistered: boolean }> => {
+    drained ??= (async () => {
+      draining = true;
+      setHealth(health, 'NOT_SERVING');
+      const closed = stats.connections;
+      log.info({ connections: closed }, 'draining: deregistering and asking clients to reconnect elsewhere');
+      gateway.stopAccepting();
+      const [deregistered] = await Promise.all([
+        discovery.deregister().then(() => true, (err: unknown) => {
+          log.warn({ err }, 'deregistration failed');
+          return false;
+        }),
+        gateway.closeAll(CloseCode.ServiceRestart, 'service restart'),
+      ]);
+      return { closed, deregistered };
+    })();
+    return drained;
+  };
+  const adminTarget: AdminTarget = {
+    id,
+    describe: (topic) => router.describe(topic),
+    listRoutes: (after, limit) => router.listRoutes(after, limit),
+    peers: () => peers!.view(),
+    members: () => router.liveMembers(),
+    stats: statsView,
+    drain,
+  };
+  const admin = await startAdminServer(adminTarget, { host: config.host, port: config.adminPort, token: config.adminToken, health });
+  if (config.adminToken === undefined && config.host !== '127.0.0.1') {
+    log.warn({ adminPort: admin.port }, 'no --admin-token: the admin API listens on 127.0.0.1 only');
+  }
   await discovery.start();
   peers.start();
   discovered = true;
-  log.info({ httpPort: http.port, meshPort, host: config.host, advertise, incarnation, discovery: config.discovery },
+  setHealth(health, 'SERVING');
+  log.info({ httpPort: http.port, meshPort, adminPort: admin.port, host: config.host, advertise, incarnation, discovery: config.discovery },
     `chatmesh node ${id} listening on http://${config.host}:${http.port}`);
 
-  const drain = async (): Promise<void> => {
-    if (draining) return;
-    draining = true;
-    log.info({ connections: stats.connections }, 'draining: deregistering and asking clients to reconnect elsewhere');
-    gateway.stopAccepting();
-    await Promise.all([
-      discovery.deregister().catch((err: unknown) => log.warn({ err }, 'deregistration failed')),
-      gateway.closeAll(CloseCode.ServiceRestart, 'service restart'),
-    ]);
-  };
   let stopping: Promise<void> | undefined;
   const shutdown = async (graceful: boolean): Promise<void> => {
     if (graceful) {
@@ -153,7 +217,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     peers!.stop(graceful ? 'shutdown' : 'killed');
     router.close();
     await gateway.close(CloseCode.ServiceRestart, 'service restart');
-    await Promise.all([discovery.stop().catch(() => undefined), transport.close(), http.close()]);
+    await Promise.all([discovery.stop().catch(() => undefined), transport.close(), http.close(), admin.close()]);
     log.info('stopped');
   };
   return {
@@ -162,12 +226,14 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     incarnation,
     httpPort: http.port,
     meshPort,
+    adminPort: admin.port,
     stats,
+    statsView,
     router,
     peers,
     discovery,
     ready: () => discovered && !draining,
-    drain,
+    drain: async () => { await drain(); },
     stop() {
       stopping ??= shutdown(true);
       return stopping;

@@ -21,6 +21,7 @@ export type OwnershipListener = (topic: Topic, owned: boolean) => void;
 export class LocalHub {
   private readonly subs = new Map<Topic, Map<string, Subscriber>>();
   private readonly listeners = new Set<OwnershipListener>();
+  private users = 0;
 
   /** Adds `sub` to `topic`. Returns true when the topic was not owned here before. Idempotent. */
   add(topic: Topic, sub: Subscriber): boolean {
@@ -29,6 +30,7 @@ export class LocalHub {
     if (!set) {
       set = new Map();
       this.subs.set(topic, set);
+      if (topic.startsWith('u:')) this.users++;
     }
     set.set(sub.session, sub);
     if (gained) this.emit(topic, true);
@@ -41,6 +43,7 @@ export class LocalHub {
     if (!set || !set.delete(sub.session)) return false;
     if (set.size > 0) return false;
     this.subs.delete(topic);
+    if (topic.startsWith('u:')) this.users--;
     this.emit(topic, false);
     return true;
   }
@@ -81,6 +84,11 @@ export class LocalHub {
     return (function* () {
       for (const [t, s] of it) yield [t, s.size] as [Topic, number];
     })();
+  }
+
+  /** Number of distinct users with a connection here. */
+  get userCount(): number {
+    return this.users;
   }
 
   /** Number of topics owned here. */

@@ -149,8 +149,9 @@ export class MeshRouter implements Router {
   // ---------------------------------------------------------------- Router: publish
 
   publish(topic: Topic, data: string, exceptSession?: string): Promise<number> {
-    const local = this.hub.deliver(topic, data, exceptSession);
     const acceptedAt = this.opts.clock.now();
+    const local = this.hub.deliver(topic, data, exceptSession);
+    if (local > 0) this.onDeliveryLatency?.(this.opts.clock.now() - acceptedAt);
     const pending = this.pendingLookups.get(topic);
     // Keep order behind an outstanding lookup of the same topic.
     const route = pending ? undefined : this.routeNow(topic);
@@ -328,8 +329,24 @@ export class MeshRouter implements Router {
   }
 
   /** What this node knows about a topic, asking its home on a miss (admin `route`). */
-  async describe(topic: Topic): Promise<RouteAnswer> {
-    return this.resolve(topic);
+  async describe(topic: Topic): Promise<RouteAnswer & { pinned: boolean }> {
+    const a = await this.resolve(topic);
+    return { ...a, pinned: this.table.isPinned(topic) };
+  }
+
+  /** Routing table rows (cache, pins and home directory) after `after`, in topic order. */
+  listRoutes(after: string, limit: number): Array<{ topic: Topic; home: string; owners: ReadonlyMap<string, number>; source: 'cache' | 'directory'; seq: number; pinned: boolean }> {
+    const rows: Array<{ topic: Topic; home: string; owners: ReadonlyMap<string, number>; source: 'cache' | 'directory'; seq: number; pinned: boolean }> = [];
+    for (const r of this.table.entries(after || undefined, limit)) {
+      rows.push({ topic: r.topic, home: r.entry.home, owners: r.entry.owners, source: 'cache', seq: r.entry.seq, pinned: r.pinned });
+    }
+    for (const topic of this.directory.topics()) {
+      if (after && topic <= after) continue;
+      const e = this.directory.get(topic)!;
+      rows.push({ topic, home: this.selfId, owners: e.owners, source: 'directory', seq: e.seq, pinned: this.table.isPinned(topic) });
+    }
+    rows.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+    return rows.slice(0, limit);
   }
 
   // ---------------------------------------------------------------- home side
@@ -513,7 +530,7 @@ export class MeshRouter implements Router {
         this.stats.deliveriesIn++;
         const owns = this.hub.owns(d.topic);
         const count = owns ? this.hub.deliver(d.topic, d.data, d.exceptSession || undefined) : 0;
-        if (d.acceptedAtMs) this.onDeliveryLatency?.(this.opts.clock.now() - d.acceptedAtMs);
+        if (count > 0 && d.acceptedAtMs) this.onDeliveryLatency?.(this.opts.clock.now() - d.acceptedAtMs);
         link.send({ result: { id: d.id, count, notHere: !owns } });
         return;
       }

@@ -1,0 +1,491 @@
+#!/usr/bin/env node
+// End-to-end benchmark of chatmesh: `npm run bench` (builds, then runs this file).
+//
+// Starts 3 node processes (dist/cli.js, static discovery, all on 127.0.0.1) and a load generator
+// in its own process (loadgen.mjs), then runs two scenarios of direct messages between
+// sender/receiver pairs:
+//   cross  senders on node 0, receivers on nodes 1 and 2 (every message crosses the mesh)
+//   same   senders and receivers on node 0 (nodes 1 and 2 run idle)
+// Each scenario gets a fresh 3-node cluster (so its RSS and profile are its own) and measures:
+//   1. saturation: closed loop, BENCH_WINDOW un-acked sends per sender; delivered messages/s
+//   2. latency at half of that rate: open loop, paced; p50/p90/p99/max end to end
+//   3. RSS of each node at the end of the scenario (/proc/<pid>/status)
+// Prints a table and the cross/same ratios, writes JSON to bench-results/.
+//
+// Env (defaults in brackets):
+//   BENCH_SECONDS [8]      measured seconds of each phase
+//   BENCH_WARMUP [2]       warm-up seconds before the saturation measurement (paced: half of it)
+//   BENCH_PAIRS [50]       sender/receiver pairs
+//   BENCH_WINDOW [32]      un-acked sends per sender
+//   BENCH_BODY_BYTES [64]  message body size
+//   BENCH_SCENARIOS [cross,same]
+//   BENCH_BASE_PORT [0]    0: free ports picked at random; else HTTP P+i, mesh P+100+i, admin P+200+i
+//   BENCH_PROFILE [0]      1: run the nodes with --cpu-prof, write profiles next to the results and
+//                          print the top self-time functions of each node
+//   BENCH_TIMEOUT [300]    hard limit of the whole run, seconds
+import { fork, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { formatSummary, summarizeProfile } from './profile-summary.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const cli = join(root, 'dist', 'cli.js');
+const HOST = '127.0.0.1';
+const NODES = 3;
+
+function envNum(name, def, { min = 0, max = Infinity } = {}) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    process.stderr.write(`bench: ${name}=${raw} is not a number in [${min}, ${max}]\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const cfg = {
+  seconds: envNum('BENCH_SECONDS', 8, { min: 1, max: 120 }),
+  warmup: envNum('BENCH_WARMUP', 2, { min: 0, max: 60 }),
+  pairs: envNum('BENCH_PAIRS', 50, { min: 1, max: 2000 }),
+  window: envNum('BENCH_WINDOW', 32, { min: 1, max: 10_000 }),
+  bodyBytes: envNum('BENCH_BODY_BYTES', 64, { min: 16, max: 16_000 }),
+  basePort: envNum('BENCH_BASE_PORT', 0, { min: 0, max: 65_000 }),
+  profile: process.env.BENCH_PROFILE === '1' || process.env.BENCH_PROFILE === 'true',
+  timeout: envNum('BENCH_TIMEOUT', 300, { min: 10, max: 3600 }),
+  scenarios: (process.env.BENCH_SCENARIOS || 'cross,same').split(',').map((s) => s.trim()).filter(Boolean),
+};
+for (const s of cfg.scenarios) {
+  if (s !== 'cross' && s !== 'same') {
+    process.stderr.write(`bench: unknown scenario "${s}" in BENCH_SCENARIOS (cross, same)\n`);
+    process.exit(2);
+  }
+}
+
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const resultsDir = join(root, 'bench-results');
+const profileDir = join(resultsDir, `profiles-${stamp}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (s) => process.stdout.write(`${s}\n`);
+
+// ------------------------------------------------------------------ child bookkeeping / cleanup
+
+/** Every child process started, so that every exit path can kill what is left. */
+const children = new Set();
+
+function track(child, name) {
+  child.benchName = name;
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function alive(child) {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** SIGTERM, wait up to `graceMs`, then SIGKILL. */
+async function stopChild(child, graceMs = 5000) {
+  if (!alive(child)) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => {
+    if (alive(child)) child.kill('SIGKILL');
+  }, graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+let cleaningUp = false;
+async function cleanup() {
+  if (cleaningUp) return;
+  cleaningUp = true;
+  await Promise.all([...children].map((c) => stopChild(c)));
+}
+
+// Last resort, synchronous: nothing may outlive the runner.
+process.on('exit', () => {
+  for (const c of children) if (alive(c)) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    process.stderr.write(`bench: ${sig}, stopping children\n`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+const hardTimer = setTimeout(() => {
+  process.stderr.write(`bench: BENCH_TIMEOUT (${cfg.timeout} s) reached, stopping children\n`);
+  cleanup().finally(() => process.exit(1));
+}, cfg.timeout * 1000);
+hardTimer.unref();
+
+// ------------------------------------------------------------------ /proc sampling
+
+const CLK_TCK = 100; // Linux USER_HZ
+
+function readRss(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k) => Number(s.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN);
+    return { rssMiB: +(kb('VmRSS') / 1024).toFixed(1), hwmMiB: +(kb('VmHWM') / 1024).toFixed(1) };
+  } catch {
+    return { rssMiB: null, hwmMiB: null };
+  }
+}
+
+/** utime + stime of a process, in ms. */
+function procCpuMs(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // Fields after the command: state is index 0, utime index 11, stime index 12.
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Whole-machine busy and total jiffies (all cores). */
+function systemCpu() {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = v[3] + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+function cpuSnapshot(pids) {
+  return { t: performance.now(), nodes: pids.map(procCpuMs), sys: systemCpu() };
+}
+
+function cpuBetween(a, b) {
+  const wall = b.t - a.t;
+  return {
+    nodesPercentOfOneCore: b.nodes.map((ms, i) => +(((ms - a.nodes[i]) / wall) * 100).toFixed(1)),
+    machineBusyPercent: +(((b.sys.busy - a.sys.busy) / (b.sys.total - a.sys.total)) * 100).toFixed(1),
+  };
+}
+
+// ------------------------------------------------------------------ cluster
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, HOST, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function pickPorts() {
+  if (cfg.basePort) {
+    return Array.from({ length: NODES }, (_, i) => ({ http: cfg.basePort + i, mesh: cfg.basePort + 100 + i, admin: cfg.basePort + 200 + i }));
+  }
+  const used = new Set();
+  const out = [];
+  for (let i = 0; i < NODES; i++) {
+    const p = {};
+    for (const k of ['http', 'mesh', 'admin']) {
+      let port;
+      for (let tries = 0; tries < 20; tries++) {
+        port = await freePort();
+        if (!used.has(port)) break;
+      }
+      used.add(port);
+      p[k] = port;
+    }
+    out.push(p);
+  }
+  return out;
+}
+
+async function getJson(url, timeoutMs = 1000) {
+  const ac = new AbortController();
+  const t = setTimeout(() => ac.abort(), timeoutMs);
+  try {
+    const res = await fetch(url, { signal: ac.signal });
+    return { status: res.status, body: await res.json() };
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+async function startCluster(label) {
+  const ports = await pickPorts();
+  const peers = ports.map((p) => `${HOST}:${p.mesh}`).join(',');
+  const nodes = [];
+  for (let i = 0; i < NODES; i++) {
+    const id = `b${i}`;
+    const p = ports[i];
+    const nodeArgs = [];
+    if (cfg.profile) {
+      mkdirSync(profileDir, { recursive: true });
+      nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${label}-${id}.cpuprofile`);
+    }
+    const child = track(spawn(process.execPath, [
+      ...nodeArgs, cli, 'node', '--id', id, '--host', HOST,
+      '--http-port', String(p.http), '--mesh-port', String(p.mesh), '--admin-port', String(p.admin),
+      '--discovery', 'static', '--peers', peers, '--auth', 'dev', '--log-level', 'warn',
+      '--rate-limit', '1000000', '--rate-burst', '1000000',
+    ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }), `node ${id}`);
+    const node = { id, ...p, child, pid: child.pid, lines: [], shown: 0, suppressed: 0 };
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        node.lines.push(line);
+        if (node.lines.length > 50) node.lines.shift();
+        if (line.includes('AUTH IS OFF')) return; // expected: the bench uses --auth dev
+        if (node.shown < 10) {
+          node.shown++;
+          log(`  [${label} ${id}] ${line.slice(0, 300)}`);
+        } else node.suppressed++;
+      });
+    }
+    child.once('exit', (code, signal) => {
+      node.exit = { code, signal };
+      if (!node.stopping) process.stderr.write(`bench: node ${id} exited unexpectedly (${code ?? signal})\n${node.lines.slice(-10).join('\n')}\n`);
+    });
+    nodes.push(node);
+  }
+  // Ready when every node answers /healthz with peers: 2 (bounded: 30 s).
+  const t0 = performance.now();
+  for (const n of nodes) {
+    let last;
+    for (;;) {
+      if (n.exit) throw new Error(`node ${n.id} exited during startup`);
+      if (performance.now() - t0 > 30_000) throw new Error(`node ${n.id} not ready after 30 s; last /healthz: ${JSON.stringify(last)}`);
+      try {
+        last = await getJson(`http://${HOST}:${n.http}/healthz`);
+        if (last.status === 200 && last.body.peers === NODES - 1) break;
+      } catch (err) {
+        last = String(err);
+      }
+      await sleep(100);
+    }
+  }
+  log(`  cluster up in ${Math.round(performance.now() - t0)} ms: ${nodes.map((n) => `${n.id} pid ${n.pid} http ${n.http} mesh ${n.mesh}`).join(' | ')}`);
+  return nodes;
+}
+
+async function stopCluster(nodes) {
+  for (const n of nodes) n.stopping = true;
+  await Promise.all(nodes.map((n) => stopChild(n.child, 10_000)));
+}
+
+// ------------------------------------------------------------------ load generator
+
+function startLoadgen() {
+  const child = track(fork(join(here, 'loadgen.mjs'), [], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'loadgen');
+  const waiters = [];
+  const marks = [];
+  let failure;
+  child.on('message', (m) => {
+    if (m.ev === 'error') {
+      failure = new Error(`loadgen: ${m.message}`);
+      for (const w of waiters.splice(0)) w.reject(failure);
+      return;
+    }
+    if (m.ev === 'mark') {
+      for (const f of marks) f(m.mark);
+      return;
+    }
+    const i = waiters.findIndex((w) => w.ev === m.ev);
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
+  });
+  child.once('exit', (code, signal) => {
+    const err = failure ?? new Error(`loadgen exited (${code ?? signal})`);
+    for (const w of waiters.splice(0)) w.reject(err);
+  });
+  return {
+    child,
+    onMark(f) {
+      marks.push(f);
+    },
+    /** Sends a command and waits for the event `ev` (bounded). */
+    call(msg, ev, timeoutMs) {
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`loadgen: no ${ev} within ${timeoutMs} ms for ${msg.cmd}`)), timeoutMs);
+        waiters.push({
+          ev,
+          resolve: (m) => {
+            clearTimeout(t);
+            resolve(m);
+          },
+          reject: (e) => {
+            clearTimeout(t);
+            reject(e);
+          },
+        });
+        child.send(msg);
+      });
+    },
+  };
+}
+
+// ------------------------------------------------------------------ scenarios
+
+async function runScenario(name) {
+  log(`\n== scenario ${name}: ${name === 'cross' ? 'senders on b0, receivers on b1/b2' : 'senders and receivers on b0 (b1, b2 idle)'}`);
+  const nodes = await startCluster(name);
+  const pids = nodes.map((n) => n.pid);
+  const rssPeak = nodes.map(() => 0);
+  const rssTimer = setInterval(() => {
+    nodes.forEach((n, i) => {
+      const r = readRss(n.pid).rssMiB;
+      if (r && r > rssPeak[i]) rssPeak[i] = r;
+    });
+  }, 250);
+  const lg = startLoadgen();
+  try {
+    const url = (i) => `ws://${HOST}:${nodes[i].http}/ws`;
+    const receivers = [];
+    const senders = [];
+    for (let i = 0; i < cfg.pairs; i++) {
+      const r = `${name}-r${i}`;
+      receivers.push({ user: r, url: url(name === 'cross' ? 1 + (i % 2) : 0) });
+      senders.push({ user: `${name}-s${i}`, url: url(0), to: r });
+    }
+    const ready = await lg.call({ cmd: 'setup', receivers, senders, bodyBytes: cfg.bodyBytes }, 'ready', 60_000);
+    log(`  ${ready.connections} connections up in ${ready.setupMs} ms`);
+
+    // CPU of the nodes and the machine over each measurement window.
+    let snap;
+    let windowCpu;
+    lg.onMark((mark) => {
+      if (mark === 'start') snap = cpuSnapshot(pids);
+      else if (snap) windowCpu = cpuBetween(snap, cpuSnapshot(pids));
+    });
+    const phaseTimeout = (cfg.warmup + cfg.seconds + 30) * 1000;
+
+    const sat = (await lg.call({ cmd: 'saturate', warmupMs: cfg.warmup * 1000, measureMs: cfg.seconds * 1000, window: cfg.window }, 'result', phaseTimeout)).result;
+    sat.cpu = windowCpu;
+    log(`  saturation: ${sat.deliveredPerSec} delivered/s (acks ${sat.acksPerSec}/s), latency under saturation p50 ${sat.latencyMs.p50} ms p99 ${sat.latencyMs.p99} ms; ` +
+      `node CPU ${sat.cpu?.nodesPercentOfOneCore.join('/')}% of a core, loadgen ${sat.loadgenCpu.percentOfOneCore}%, machine ${sat.cpu?.machineBusyPercent}% busy`);
+
+    const rate = Math.max(1, Math.round(sat.deliveredPerSec / 2));
+    windowCpu = undefined;
+    const paced = (await lg.call({ cmd: 'paced', rate, warmupMs: Math.round((cfg.warmup * 1000) / 2), measureMs: cfg.seconds * 1000, window: cfg.window }, 'result', phaseTimeout)).result;
+    paced.cpu = windowCpu;
+    log(`  paced at ${rate}/s: ${paced.deliveredPerSec} delivered/s, p50 ${paced.latencyMs.p50} p90 ${paced.latencyMs.p90} p99 ${paced.latencyMs.p99} max ${paced.latencyMs.max} ms; ` +
+      `node CPU ${paced.cpu?.nodesPercentOfOneCore.join('/')}% of a core, loadgen ${paced.loadgenCpu.percentOfOneCore}%`);
+
+    const rss = nodes.map((n, i) => ({ node: n.id, ...readRss(n.pid), peakSampledMiB: rssPeak[i] }));
+    log(`  RSS at end: ${rss.map((r) => `${r.node} ${r.rssMiB} MiB`).join(', ')}`);
+    for (const [label, r] of [['saturation', sat], ['paced', paced]]) {
+      const t = r.totals;
+      const bad = Object.keys(t.errors).length || t.missing || (t.ackStatus.offline ?? 0) || !r.drained || t.skippedWindowFull || t.lagCapped;
+      if (bad) log(`  WARNING ${label}: ${JSON.stringify(t)} drained=${r.drained}`);
+    }
+    await lg.call({ cmd: 'close' }, 'closed', 10_000).catch(() => undefined);
+    return { scenario: name, saturation: sat, paced, rss };
+  } finally {
+    clearInterval(rssTimer);
+    await stopChild(lg.child, 3000);
+    await stopCluster(nodes);
+    for (const n of nodes) if (n.suppressed) log(`  [${name} ${n.id}] ${n.suppressed} more log lines not shown`);
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+function pad(s, n) {
+  s = String(s ?? '-');
+  return s.length >= n ? s : ' '.repeat(n - s.length) + s;
+}
+
+function report(results) {
+  const by = Object.fromEntries(results.map((r) => [r.scenario, r]));
+  const rows = [
+    ['throughput (delivered msgs/s)', (r) => r.saturation.deliveredPerSec],
+    ['  sat. latency p50 (ms)', (r) => r.saturation.latencyMs.p50],
+    ['  sat. latency p99 (ms)', (r) => r.saturation.latencyMs.p99],
+    ['paced rate (msgs/s, 50% of sat.)', (r) => r.paced.targetRate],
+    ['  delivered (msgs/s)', (r) => r.paced.deliveredPerSec],
+    ['  latency p50 (ms)', (r) => r.paced.latencyMs.p50],
+    ['  latency p90 (ms)', (r) => r.paced.latencyMs.p90],
+    ['  latency p99 (ms)', (r) => r.paced.latencyMs.p99],
+    ['  latency max (ms)', (r) => r.paced.latencyMs.max],
+    ...[0, 1, 2].map((i) => [`RSS b${i} at end (MiB)`, (r) => r.rss[i]?.rssMiB]),
+    ...[0, 1, 2].map((i) => [`CPU b${i} at sat. (% of 1 core)`, (r) => r.saturation.cpu?.nodesPercentOfOneCore[i]]),
+    ['CPU loadgen at sat. (% of 1 core)', (r) => r.saturation.loadgenCpu.percentOfOneCore],
+    ['  loadgen event-loop utilization', (r) => r.saturation.loadgenCpu.eventLoopUtilization],
+    ['CPU loadgen paced (% of 1 core)', (r) => r.paced.loadgenCpu.percentOfOneCore],
+    ['machine busy at sat. (% of all)', (r) => r.saturation.cpu?.machineBusyPercent],
+  ];
+  const names = results.map((r) => r.scenario);
+  const w = 36;
+  const lines = [];
+  lines.push('');
+  lines.push(`chatmesh bench  ${new Date().toISOString()}  pairs=${cfg.pairs} window=${cfg.window} body=${cfg.bodyBytes}B seconds=${cfg.seconds} warmup=${cfg.warmup}`);
+  lines.push(`${'metric'.padEnd(w)}${names.map((n) => pad(n, 12)).join('')}`);
+  lines.push('-'.repeat(w + 12 * names.length));
+  for (const [label, f] of rows) lines.push(`${label.padEnd(w)}${results.map((r) => pad(f(r), 12)).join('')}`);
+  const ratios = {};
+  if (by.cross && by.same) {
+    const q = (a, b) => (a != null && b ? +(a / b).toFixed(3) : null);
+    ratios.throughput = q(by.cross.saturation.deliveredPerSec, by.same.saturation.deliveredPerSec);
+    ratios.p50 = q(by.cross.paced.latencyMs.p50, by.same.paced.latencyMs.p50);
+    ratios.p99 = q(by.cross.paced.latencyMs.p99, by.same.paced.latencyMs.p99);
+    lines.push('-'.repeat(w + 12 * names.length));
+    lines.push(`ratio cross/same: throughput ${ratios.throughput}  |  p50 ${ratios.p50}  |  p99 ${ratios.p99}  (latency at each scenario's own 50% rate)`);
+  }
+  lines.push('');
+  lines.push(`NOTE: the load generator and all 3 nodes share this machine's ${cpus().length} cores; the numbers are`);
+  lines.push('      for comparing runs and scenarios, not absolute capacity. In "same", b1/b2 idle, so b0 and the');
+  lines.push('      loadgen have the cores to themselves; in "cross" b1/b2 also compete for them. If the loadgen\'s CPU');
+  lines.push('      is near 100% of a core (or its event-loop utilization near 1), the loadgen, not the server, limits the rate.');
+  return { text: lines.join('\n'), ratios };
+}
+
+// ------------------------------------------------------------------ main
+
+async function main() {
+  const t0 = performance.now();
+  log(`chatmesh bench: ${cfg.scenarios.join(', ')}; ${cfg.pairs} pairs, window ${cfg.window}, ${cfg.warmup}+${cfg.seconds} s per phase${cfg.profile ? `, profiling into ${profileDir}` : ''}`);
+  const results = [];
+  for (const s of cfg.scenarios) results.push(await runScenario(s));
+  const { text, ratios } = report(results);
+  log(text);
+
+  let profiles;
+  if (cfg.profile) {
+    profiles = {};
+    for (const f of readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+      const s = summarizeProfile(join(profileDir, f), { top: 20, root });
+      profiles[f] = s;
+      log(`\n${formatSummary(s, f)}`);
+    }
+  }
+
+  mkdirSync(resultsDir, { recursive: true });
+  const out = join(resultsDir, `bench-${stamp}.json`);
+  writeFileSync(out, `${JSON.stringify({
+    date: new Date().toISOString(),
+    config: { ...cfg, nodes: NODES, cores: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
+    note: `load generator and ${NODES} nodes share ${cpus().length} cores`,
+    results,
+    ratios,
+    ...(profiles && { profiles }),
+    durationMs: Math.round(performance.now() - t0),
+  }, null, 2)}\n`);
+  log(`\nresults: ${out}  (run took ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+main().then(
+  async () => {
+    await cleanup();
+    process.exit(0);
+  },
+  async (err) => {
+    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
+    await cleanup();
+    process.exit(1);
+  },
+);
