@@ -355,11 +355,11 @@ export class MeshRouter implements Router {
     return this.awaitingSnapshots.size > 0 && this.opts.clock.monotonic() < this.barrierUntil;
   }
 
-  /** Records an owner's count in the directory; broadcasts when the set of owner nodes changed. */
+  /** Records an owner's count in the directory; broadcasts the new complete set on any change
+   *  (connection counts included, so every cache can show them). */
   private applyOwner(topic: Topic, owner: string, count: number): void {
-    const before = this.directory.get(topic)?.owners.size ?? 0;
     const entry = this.directory.setOwner(topic, owner, count);
-    if (entry && entry.owners.size !== before) this.broadcast(topic, entry);
+    if (entry) this.broadcast(topic, entry);
   }
 
   private broadcast(topic: Topic, entry: RouteEntry): void {

@@ -165,9 +165,13 @@ function cpuSnapshot(pids) {
 
 function cpuBetween(a, b) {
   const wall = b.t - a.t;
+  const nodes = b.nodes.map((ms, i) => +(((ms - a.nodes[i]) / wall) * 100).toFixed(1));
+  const machine = (b.sys.busy - a.sys.busy) / (b.sys.total - a.sys.total);
   return {
-    nodesPercentOfOneCore: b.nodes.map((ms, i) => +(((ms - a.nodes[i]) / wall) * 100).toFixed(1)),
-    machineBusyPercent: +(((b.sys.busy - a.sys.busy) / (b.sys.total - a.sys.total)) * 100).toFixed(1),
+    nodesPercentOfOneCore: nodes,
+    machineBusyPercent: +(machine * 100).toFixed(1),
+    // Whole machine minus the nodes, in % of one core: the loadgen plus anything else running.
+    restPercentOfOneCore: +(machine * 100 * cpus().length - nodes.reduce((x, y) => x + y, 0)).toFixed(1),
   };
 }
 
@@ -241,6 +245,7 @@ async function startCluster(label) {
         node.lines.push(line);
         if (node.lines.length > 50) node.lines.shift();
         if (line.includes('AUTH IS OFF')) return; // expected: the bench uses --auth dev
+        if (node.stopping) return; // "peer link down" and the like while the cluster stops
         if (node.shown < 10) {
           node.shown++;
           log(`  [${label} ${id}] ${line.slice(0, 300)}`);
@@ -366,13 +371,19 @@ async function runScenario(name) {
 
     const sat = (await lg.call({ cmd: 'saturate', warmupMs: cfg.warmup * 1000, measureMs: cfg.seconds * 1000, window: cfg.window }, 'result', phaseTimeout)).result;
     sat.cpu = windowCpu;
+    if (sat.cpu) sat.cpu.otherProcessesPercentOfOneCore = +(sat.cpu.restPercentOfOneCore - sat.loadgenCpu.percentOfOneCore).toFixed(1);
     log(`  saturation: ${sat.deliveredPerSec} delivered/s (acks ${sat.acksPerSec}/s), latency under saturation p50 ${sat.latencyMs.p50} ms p99 ${sat.latencyMs.p99} ms; ` +
-      `node CPU ${sat.cpu?.nodesPercentOfOneCore.join('/')}% of a core, loadgen ${sat.loadgenCpu.percentOfOneCore}%, machine ${sat.cpu?.machineBusyPercent}% busy`);
+      `node CPU ${sat.cpu?.nodesPercentOfOneCore.join('/')}% of a core, loadgen ${sat.loadgenCpu.percentOfOneCore}%, ` +
+      `other processes ${sat.cpu?.otherProcessesPercentOfOneCore}%, machine ${sat.cpu?.machineBusyPercent}% busy`);
+    if (sat.cpu?.otherProcessesPercentOfOneCore > 15) {
+      log(`  WARNING: other processes used ${sat.cpu.otherProcessesPercentOfOneCore}% of a core during the measurement: the machine is not quiet, numbers are noisy`);
+    }
 
     const rate = Math.max(1, Math.round(sat.deliveredPerSec / 2));
     windowCpu = undefined;
     const paced = (await lg.call({ cmd: 'paced', rate, warmupMs: Math.round((cfg.warmup * 1000) / 2), measureMs: cfg.seconds * 1000, window: cfg.window }, 'result', phaseTimeout)).result;
     paced.cpu = windowCpu;
+    if (paced.cpu) paced.cpu.otherProcessesPercentOfOneCore = +(paced.cpu.restPercentOfOneCore - paced.loadgenCpu.percentOfOneCore).toFixed(1);
     log(`  paced at ${rate}/s: ${paced.deliveredPerSec} delivered/s, p50 ${paced.latencyMs.p50} p90 ${paced.latencyMs.p90} p99 ${paced.latencyMs.p99} max ${paced.latencyMs.max} ms; ` +
       `node CPU ${paced.cpu?.nodesPercentOfOneCore.join('/')}% of a core, loadgen ${paced.loadgenCpu.percentOfOneCore}%`);
 
@@ -418,6 +429,7 @@ function report(results) {
     ['  loadgen event-loop utilization', (r) => r.saturation.loadgenCpu.eventLoopUtilization],
     ['CPU loadgen paced (% of 1 core)', (r) => r.paced.loadgenCpu.percentOfOneCore],
     ['machine busy at sat. (% of all)', (r) => r.saturation.cpu?.machineBusyPercent],
+    ['other processes at sat. (% of 1 core)', (r) => r.saturation.cpu?.otherProcessesPercentOfOneCore],
   ];
   const names = results.map((r) => r.scenario);
   const w = 36;
@@ -441,6 +453,8 @@ function report(results) {
   lines.push('      for comparing runs and scenarios, not absolute capacity. In "same", b1/b2 idle, so b0 and the');
   lines.push('      loadgen have the cores to themselves; in "cross" b1/b2 also compete for them. If the loadgen\'s CPU');
   lines.push('      is near 100% of a core (or its event-loop utilization near 1), the loadgen, not the server, limits the rate.');
+  lines.push('      "other processes" is CPU used by anything else on the machine (e.g. a concurrent test run): well above');
+  lines.push('      0 means the run was disturbed; rerun on a quiet machine.');
   return { text: lines.join('\n'), ratios };
 }
 
