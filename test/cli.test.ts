@@ -3,41 +3,21 @@
  * `chatmesh token` signs tokens that a `--auth jwt` node accepts, bad flags fail clearly.
  */
 import t from 'tap';
-import { spawn, execFile } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { TestClient, connectAs } from './helpers/client.js';
+import { CLI, startCliNode } from './helpers/procs.js';
+import type { CliNode } from './helpers/procs.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const run = promisify(execFile);
 
-/** Starts `chatmesh node` and resolves with its HTTP port, read from the `listening` log line. */
-function startCli(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'node', '--http-port', '0', '--mesh-port', '0', '--admin-port', '0', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    let err = '';
-    child.stderr!.on('data', (d) => { err += d; });
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const rec = JSON.parse(line) as { httpPort?: number };
-        if (rec.httpPort) return resolve({ child, port: rec.httpPort, exited });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`chatmesh node exited ${code}: ${err}${buf}`)));
-  });
+function startCli(t: Test, args: string[], env: Record<string, string> = {}): Promise<CliNode> {
+  return startCliNode(t, ['--http-port', '0', '--mesh-port', '0', '--admin-port', '0', ...args], env);
 }
 
 t.test('chatmesh node: clients chat through it; SIGTERM closes them with 1012 and exits 0', async (t) => {
-  const { child, port, exited } = await startCli(['--id', 'cli-node', '--log-level', 'info']);
-  t.teardown(() => { child.kill('SIGKILL'); });
+  const { child, httpPort: port, exited } = await startCli(t, ['--id', 'cli-node']);
   const url = `ws://127.0.0.1:${port}/ws`;
   const a = await connectAs(url, 'alice');
   const b = await connectAs(url, 'bob');
@@ -56,16 +36,14 @@ t.test('chatmesh node: clients chat through it; SIGTERM closes them with 1012 an
 });
 
 t.test('SIGINT also shuts down cleanly', async (t) => {
-  const { child, exited } = await startCli(['--log-level', 'info']);
-  t.teardown(() => { child.kill('SIGKILL'); });
+  const { child, exited } = await startCli(t, []);
   child.kill('SIGINT');
   t.equal(await exited, 0);
 });
 
 t.test('flags win over CHATMESH_* env vars, which win over defaults', async (t) => {
   // The env asks for an id; the flag for the port wins over the env's unusable port.
-  const { child, port } = await startCli(['--log-level', 'info'], { CHATMESH_ID: 'from-env', CHATMESH_HTTP_PORT: '1' });
-  t.teardown(() => { child.kill('SIGKILL'); });
+  const { httpPort: port } = await startCli(t, [], { CHATMESH_ID: 'from-env', CHATMESH_HTTP_PORT: '1' });
   const { c, welcome } = await connectAs(`ws://127.0.0.1:${port}/ws`, 'u');
   t.teardown(() => c.close());
   t.equal(welcome['node'], 'from-env');
@@ -76,8 +54,7 @@ t.test('chatmesh token signs a token that a --auth jwt node accepts', async (t) 
   const { stdout } = await run(process.execPath, [CLI, 'token', '--user', 'dora', '--secret', secret, '--ttl', '10m']);
   const token = stdout.trim();
   t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
-  const { child, port } = await startCli(['--auth', 'jwt', '--jwt-secret', secret, '--log-level', 'info']);
-  t.teardown(() => { child.kill('SIGKILL'); });
+  const { httpPort: port } = await startCli(t, ['--auth', 'jwt', '--jwt-secret', secret]);
   const c = new TestClient(`ws://127.0.0.1:${port}/ws`);
   t.teardown(() => c.close());
   await c.opened;

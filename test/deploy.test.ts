@@ -11,7 +11,7 @@
  */
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, mkdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,11 +65,13 @@ async function nodeOptions(): Promise<Map<string, CliOption>> {
  */
 function checkArgs(t: Test, where: string, args: readonly string[], options: Map<string, CliOption>): Map<string, string> {
   const seen = new Map<string, string>();
+  let bad = 0;
   t.equal(args[0], 'node', `${where}: runs the \`node\` subcommand`);
   for (let i = 1; i < args.length; i++) {
     const arg = args[i]!;
     if (!arg.startsWith('--')) {
       t.fail(`${where}: stray argument "${arg}"`);
+      bad++;
       continue;
     }
     const eq = arg.indexOf('=');
@@ -77,6 +79,8 @@ function checkArgs(t: Test, where: string, args: readonly string[], options: Map
     const opt = options.get(flag);
     if (!opt) {
       t.fail(`${where}: \`chatmesh node\` has no flag ${flag}`, { accepted: [...options.keys()] });
+      bad++;
+      if (eq === -1 && args[i + 1] !== undefined && !args[i + 1]!.startsWith('--')) i++; // its value
       continue;
     }
     let value = '';
@@ -86,6 +90,7 @@ function checkArgs(t: Test, where: string, args: readonly string[], options: Map
         const next = args[i + 1];
         if (next === undefined || next.startsWith('--')) {
           t.fail(`${where}: ${flag} needs a value`);
+          bad++;
           continue;
         }
         value = next;
@@ -95,7 +100,7 @@ function checkArgs(t: Test, where: string, args: readonly string[], options: Map
     }
     seen.set(flag, value);
   }
-  t.pass(`${where}: every flag is accepted by \`chatmesh node\` (${[...seen.keys()].join(' ') || 'none'})`);
+  if (bad === 0) t.pass(`${where}: every flag is accepted by \`chatmesh node\` (${[...seen.keys()].join(' ') || 'none'})`);
   return seen;
 }
 
@@ -455,7 +460,8 @@ t.test('the final stage\'s file layout runs a node: web client, protos and /heal
   }
   // npm ci's node_modules: the repository's (a superset: dev dependencies too).
   symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'), 'dir');
-  for (const p of ['dist/cli.js', 'proto/mesh.proto', 'proto/admin.proto', 'src/web/index.html', 'package.json']) {
+  const protos = readdirSync(join(ROOT, 'proto')).filter((f) => f.endsWith('.proto')).map((f) => `proto/${f}`);
+  for (const p of ['dist/cli.js', ...protos, 'src/web/index.html', 'package.json']) {
     t.ok(existsSync(join(image, p)), `the image has ${p}`);
   }
 

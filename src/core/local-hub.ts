@@ -11,16 +11,12 @@ export interface Subscriber {
   write(data: string): boolean;
 }
 
-/** Called when this node gains (`owned` true) or loses its last local subscriber of a topic. */
-export type OwnershipListener = (topic: Topic, owned: boolean) => void;
-
 /**
  * The topics of this node's own connections: the truth this node is authoritative for. Pure
- * bookkeeping, no I/O besides calling `Subscriber.write`. Not re-entrant from listeners.
+ * bookkeeping, no I/O besides calling `Subscriber.write`.
  */
 export class LocalHub {
   private readonly subs = new Map<Topic, Map<string, Subscriber>>();
-  private readonly listeners = new Set<OwnershipListener>();
   private users = 0;
 
   /** Adds `sub` to `topic`. Returns true when the topic was not owned here before. Idempotent. */
@@ -33,7 +29,6 @@ export class LocalHub {
       if (topic.startsWith('u:')) this.users++;
     }
     set.set(sub.session, sub);
-    if (gained) this.emit(topic, true);
     return gained;
   }
 
@@ -44,7 +39,6 @@ export class LocalHub {
     if (set.size > 0) return false;
     this.subs.delete(topic);
     if (topic.startsWith('u:')) this.users--;
-    this.emit(topic, false);
     return true;
   }
 
@@ -94,15 +88,5 @@ export class LocalHub {
   /** Number of topics owned here. */
   get size(): number {
     return this.subs.size;
-  }
-
-  /** Subscribes to ownership changes; returns the unsubscribe function. */
-  onOwnershipChange(listener: OwnershipListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private emit(topic: Topic, owned: boolean): void {
-    for (const l of this.listeners) l(topic, owned);
   }
 }

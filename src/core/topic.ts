@@ -17,11 +17,6 @@ export function roomTopic(room: string): Topic {
   return `r:${room}`;
 }
 
-/** True when `topic` is a user topic. */
-export function isUserTopic(topic: Topic): boolean {
-  return topic.startsWith('u:');
-}
-
 /** The user or room name inside a topic. */
 export function topicName(topic: Topic): string {
   return topic.slice(2);

@@ -31,11 +31,6 @@ export class Gateway {
     return this.conns.size;
   }
 
-  /** Every open connection (for drain and admin). */
-  connections(): IterableIterator<ClientConnection> {
-    return this.conns.values();
-  }
-
   /** Handles an HTTP upgrade request for the WebSocket endpoint. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!this.accepting) return refuse(socket, 503, 'Service Unavailable', 'node is draining');
@@ -52,11 +47,6 @@ export class Gateway {
   /** Stops accepting new connections (upgrades get 503). */
   stopAccepting(): void {
     this.accepting = false;
-  }
-
-  /** True while new connections are accepted. */
-  get isAccepting(): boolean {
-    return this.accepting;
   }
 
   /**

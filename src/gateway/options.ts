@@ -30,16 +30,3 @@ export function defaultGatewayOptions(): GatewayOptions {
     maxPendingBeforeWelcome: 64,
   };
 }
-
-/** Fills defaults and validates; throws `RangeError` naming the bad option. */
-export function parseGatewayOptions(opts: Partial<GatewayOptions> = {}): GatewayOptions {
-  const o = { ...defaultGatewayOptions(), ...stripUndefined(opts) };
-  for (const [k, v] of Object.entries(o)) {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`gateway option ${k} must be a positive number, got ${String(v)}`);
-  }
-  return o;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}

@@ -220,14 +220,18 @@ export class MeshRouter implements Router {
   async watch(topic: Topic, listener: PresenceListener): Promise<boolean> {
     this.table.pin(topic);
     let online: boolean;
+    let tentative = false;
     try {
       const a = await this.resolve(topic);
       online = a.owners.size > 0;
+      tentative = a.tentative;
     } catch (err) {
       this.table.unpin(topic);
       throw new ChatError(ErrorCode.Unavailable, 'presence of this user is unknown now (its home is unreachable)', { cause: err });
     }
     const fresh = this.watchers.add(topic, listener, online);
+    // A home still rebuilding answered: look again once it has every owner's snapshot.
+    if (tentative) setTimeout(() => this.refreshPresence(topic), 200).unref();
     if (!fresh) {
       // Another local watcher already holds a pin and a status; keep one pin per watched topic.
       this.table.unpin(topic);

@@ -29,7 +29,7 @@ import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatSummary, summarizeProfile } from './profile-summary.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -228,7 +228,7 @@ async function startCluster(label) {
   for (let i = 0; i < NODES; i++) {
     const id = `b${i}`;
     const p = ports[i];
-    const nodeArgs = [];
+    const nodeArgs = ['--import', pathToFileURL(join(here, 'orphan-guard.mjs')).href];
     if (cfg.profile) {
       mkdirSync(profileDir, { recursive: true });
       nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${label}-${id}.cpuprofile`);
@@ -411,6 +411,14 @@ function pad(s, n) {
   return s.length >= n ? s : ' '.repeat(n - s.length) + s;
 }
 
+/** CPU µs the given nodes spent per delivered message over a phase's measurement window. */
+function usPerMsg(phase, idx) {
+  const pct = phase.cpu?.nodesPercentOfOneCore;
+  if (!pct || !phase.deliveredPerSec) return null;
+  const cpuShare = idx.reduce((a, i) => a + pct[i], 0) / 100; // cores busy
+  return +((cpuShare * 1e6) / phase.deliveredPerSec).toFixed(1);
+}
+
 function report(results) {
   const by = Object.fromEntries(results.map((r) => [r.scenario, r]));
   const rows = [
@@ -428,6 +436,10 @@ function report(results) {
     ['CPU loadgen at sat. (% of 1 core)', (r) => r.saturation.loadgenCpu.percentOfOneCore],
     ['  loadgen event-loop utilization', (r) => r.saturation.loadgenCpu.eventLoopUtilization],
     ['CPU loadgen paced (% of 1 core)', (r) => r.paced.loadgenCpu.percentOfOneCore],
+    // CPU time per delivered message: far less sensitive to other load on the machine than rates.
+    ['node CPU per msg at sat., b0 (µs)', (r) => usPerMsg(r.saturation, [0])],
+    ['node CPU per msg at sat., all (µs)', (r) => usPerMsg(r.saturation, [0, 1, 2])],
+    ['node CPU per msg paced, all (µs)', (r) => usPerMsg(r.paced, [0, 1, 2])],
     ['machine busy at sat. (% of all)', (r) => r.saturation.cpu?.machineBusyPercent],
     ['other processes at sat. (% of 1 core)', (r) => r.saturation.cpu?.otherProcessesPercentOfOneCore],
   ];
@@ -445,8 +457,11 @@ function report(results) {
     ratios.throughput = q(by.cross.saturation.deliveredPerSec, by.same.saturation.deliveredPerSec);
     ratios.p50 = q(by.cross.paced.latencyMs.p50, by.same.paced.latencyMs.p50);
     ratios.p99 = q(by.cross.paced.latencyMs.p99, by.same.paced.latencyMs.p99);
+    ratios.nodeCpuPerMsgAll = q(usPerMsg(by.cross.saturation, [0, 1, 2]), usPerMsg(by.same.saturation, [0, 1, 2]));
+    ratios.nodeCpuPerMsgB0 = q(usPerMsg(by.cross.saturation, [0]), usPerMsg(by.same.saturation, [0]));
     lines.push('-'.repeat(w + 12 * names.length));
     lines.push(`ratio cross/same: throughput ${ratios.throughput}  |  p50 ${ratios.p50}  |  p99 ${ratios.p99}  (latency at each scenario's own 50% rate)`);
+    lines.push(`                  node CPU per msg: all nodes ${ratios.nodeCpuPerMsgAll}  |  b0 ${ratios.nodeCpuPerMsgB0}`);
   }
   lines.push('');
   lines.push(`NOTE: the load generator and all 3 nodes share this machine's ${cpus().length} cores; the numbers are`);
