@@ -169,13 +169,26 @@ export class MeshRouter implements Router {
   }
 
   /** Sends to every remote owner; sums what they wrote. Heals "not here" once. */
-  private async deliverRemote(
+  private deliverRemote(
     topic: Topic, owners: ReadonlyMap<string, number>, data: string, except: string | undefined,
-    acceptedAt: number, local: number, mayRetry: boolean, skip: ReadonlySet<string> = new Set(),
+    acceptedAt: number, local: number, mayRetry: boolean, skip?: ReadonlySet<string>,
   ): Promise<number> {
-    const targets = [...owners.keys()].filter((id) => id !== this.selfId && !skip.has(id));
-    if (targets.length === 0) return local;
-    const results = await Promise.all(targets.map((id) => this.deliverTo(id, topic, data, except, acceptedAt)));
+    const targets: string[] = [];
+    for (const id of owners.keys()) if (id !== this.selfId && !skip?.has(id)) targets.push(id);
+    // Most publishes touch no other node, or one: keep those paths free of extra promises.
+    if (targets.length === 0) return Promise.resolve(local);
+    if (targets.length === 1) {
+      return this.deliverTo(targets[0]!, topic, data, except, acceptedAt)
+        .then((r) => this.settleRemote(topic, [r], targets, data, except, acceptedAt, local, mayRetry, skip));
+    }
+    return Promise.all(targets.map((id) => this.deliverTo(id, topic, data, except, acceptedAt)))
+      .then((rs) => this.settleRemote(topic, rs, targets, data, except, acceptedAt, local, mayRetry, skip));
+  }
+
+  private async settleRemote(
+    topic: Topic, results: ReadonlyArray<Result | 'unavailable'>, targets: readonly string[], data: string,
+    except: string | undefined, acceptedAt: number, local: number, mayRetry: boolean, skip: ReadonlySet<string> | undefined,
+  ): Promise<number> {
     let total = local;
     let unavailable = 0;
     let stale = false;
@@ -191,7 +204,7 @@ export class MeshRouter implements Router {
       this.table.delete(topic);
       try {
         const fresh = await this.lookup(topic);
-        total = await this.deliverRemote(topic, fresh.owners, data, except, acceptedAt, total, false, new Set([...skip, ...targets]));
+        total = await this.deliverRemote(topic, fresh.owners, data, except, acceptedAt, total, false, new Set([...(skip ?? []), ...targets]));
       } catch { /* keep what was delivered */ }
     }
     if (total === 0 && unavailable > 0) return this.noRoute(0, new Error(`${unavailable} owner node(s) unreachable`));
@@ -586,9 +599,11 @@ export class MeshRouter implements Router {
     }
   }
 
-  /** Stops timers. */
+  /** Stops timers and fails what is still in flight. */
   close(): void {
     clearInterval(this.antiEntropy);
     clearTimeout(this.refreshTimer);
+    this.deliveries.close();
+    this.lookups.close();
   }
 }

@@ -1,21 +1,30 @@
 /**
  * Requests waiting for a peer's answer, by id, each tied to the peer it went to (so a link that
- * goes down fails exactly its own requests) and bounded by a timeout.
+ * goes down fails exactly its own requests) and bounded by a timeout. Deadlines are checked by one
+ * sweep timer instead of a timer per request: a busy link has thousands in flight.
  */
+interface Pending<T> {
+  readonly peer: string;
+  readonly resolve: (v: T) => void;
+  readonly fail: (why: 'gone' | 'timeout') => void;
+  readonly deadline: number;
+}
+
 export class PendingRequests<T> {
-  private readonly byId = new Map<number, { peer: string; resolve: (v: T) => void; fail: (why: 'gone' | 'timeout') => void; timer: NodeJS.Timeout }>();
+  private readonly byId = new Map<number, Pending<T>>();
   private seq = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly timeoutMs: number) {}
 
   /** Registers a request to `peer`; returns its id. */
   add(peer: string, resolve: (v: T) => void, fail: (why: 'gone' | 'timeout') => void): number {
     const id = ++this.seq;
-    const timer = setTimeout(() => {
-      if (this.byId.delete(id)) fail('timeout');
-    }, this.timeoutMs);
-    timer.unref();
-    this.byId.set(id, { peer, resolve, fail, timer });
+    this.byId.set(id, { peer, resolve, fail, deadline: Date.now() + this.timeoutMs });
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
+      this.sweeper.unref();
+    }
     return id;
   }
 
@@ -24,7 +33,6 @@ export class PendingRequests<T> {
     const p = this.byId.get(id);
     if (!p || p.peer !== peer) return false;
     this.byId.delete(id);
-    clearTimeout(p.timer);
     p.resolve(value);
     return true;
   }
@@ -34,7 +42,6 @@ export class PendingRequests<T> {
     const p = this.byId.get(id);
     if (!p) return;
     this.byId.delete(id);
-    clearTimeout(p.timer);
     p.fail(why);
   }
 
@@ -43,12 +50,37 @@ export class PendingRequests<T> {
     for (const [id, p] of this.byId) {
       if (p.peer !== peer) continue;
       this.byId.delete(id);
-      clearTimeout(p.timer);
       p.fail('gone');
     }
   }
 
+  /** Requests in flight. */
   get size(): number {
     return this.byId.size;
+  }
+
+  /** Fails every request and stops the sweep timer. */
+  close(): void {
+    for (const [id, p] of this.byId) {
+      this.byId.delete(id);
+      p.fail('gone');
+    }
+    this.stop();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    // Insertion order is deadline order (one fixed timeout), so stop at the first live one.
+    for (const [id, p] of this.byId) {
+      if (p.deadline > now) break;
+      this.byId.delete(id);
+      p.fail('timeout');
+    }
+    if (this.byId.size === 0) this.stop();
+  }
+
+  private stop(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 }

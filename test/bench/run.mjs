@@ -10,7 +10,16 @@
 //   1. saturation: closed loop, BENCH_WINDOW un-acked sends per sender; delivered messages/s
 //   2. latency at half of that rate: open loop, paced; p50/p90/p99/max end to end
 //   3. RSS of each node at the end of the scenario (/proc/<pid>/status)
-// Prints a table and the cross/same ratios, writes JSON to bench-results/.
+// Prints a table and the cross/same ratios, writes JSON to bench-results/ (gitignored). Besides
+// rates it reports CPU from /proc: each node's and the loadgen's share of a core, CPU µs per
+// delivered message (robust against a busy machine), and "other processes" (anything else on the
+// machine, e.g. a concurrent test run: a disturbed run says so). The nodes are preloaded with
+// orphan-guard.mjs so none outlives a runner that is killed outright.
+//
+// Profiling: `BENCH_PROFILE=1 npm run bench` (or BENCH_SCENARIOS=cross for one scenario); a saved
+// profile can be summarized again with `node test/bench/profile-summary.mjs <file.cpuprofile>`.
+// Note that V8 samples on wall time: under CPU contention, time a node spends preempted is charged
+// to whatever ran last (often `writev`), so compare with the kernel share from /proc.
 //
 // Env (defaults in brackets):
 //   BENCH_SECONDS [8]      measured seconds of each phase
@@ -23,7 +32,7 @@
 //   BENCH_PROFILE [0]      1: run the nodes with --cpu-prof, write profiles next to the results and
 //                          print the top self-time functions of each node
 //   BENCH_TIMEOUT [300]    hard limit of the whole run, seconds
-import { fork, spawn } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
@@ -138,15 +147,15 @@ function readRss(pid) {
   }
 }
 
-/** utime + stime of a process, in ms. */
+/** utime and stime of a process, in ms. */
 function procCpuMs(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // Fields after the command: state is index 0, utime index 11, stime index 12.
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+    return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
   } catch {
-    return NaN;
+    return { user: NaN, sys: NaN };
   }
 }
 
@@ -165,10 +174,16 @@ function cpuSnapshot(pids) {
 
 function cpuBetween(a, b) {
   const wall = b.t - a.t;
-  const nodes = b.nodes.map((ms, i) => +(((ms - a.nodes[i]) / wall) * 100).toFixed(1));
+  const nodes = b.nodes.map((ms, i) => +(((ms.user + ms.sys - a.nodes[i].user - a.nodes[i].sys) / wall) * 100).toFixed(1));
+  // Share of each node's CPU time spent in the kernel (socket writes and reads, mostly).
+  const kernel = b.nodes.map((ms, i) => {
+    const total = ms.user + ms.sys - a.nodes[i].user - a.nodes[i].sys;
+    return total > 0 ? +(((ms.sys - a.nodes[i].sys) / total) * 100).toFixed(1) : null;
+  });
   const machine = (b.sys.busy - a.sys.busy) / (b.sys.total - a.sys.total);
   return {
     nodesPercentOfOneCore: nodes,
+    nodesKernelPercentOfTheirCpu: kernel,
     machineBusyPercent: +(machine * 100).toFixed(1),
     // Whole machine minus the nodes, in % of one core: the loadgen plus anything else running.
     restPercentOfOneCore: +(machine * 100 * cpus().length - nodes.reduce((x, y) => x + y, 0)).toFixed(1),
@@ -245,7 +260,7 @@ async function startCluster(label) {
         node.lines.push(line);
         if (node.lines.length > 50) node.lines.shift();
         if (line.includes('AUTH IS OFF')) return; // expected: the bench uses --auth dev
-        if (node.stopping) return; // "peer link down" and the like while the cluster stops
+        if (node.stopping || cleaningUp) return; // "peer link down" and the like while the cluster stops
         if (node.shown < 10) {
           node.shown++;
           log(`  [${label} ${id}] ${line.slice(0, 300)}`);
@@ -254,7 +269,7 @@ async function startCluster(label) {
     }
     child.once('exit', (code, signal) => {
       node.exit = { code, signal };
-      if (!node.stopping) process.stderr.write(`bench: node ${id} exited unexpectedly (${code ?? signal})\n${node.lines.slice(-10).join('\n')}\n`);
+      if (!node.stopping && !cleaningUp) process.stderr.write(`bench: node ${id} exited unexpectedly (${code ?? signal})\n${node.lines.slice(-10).join('\n')}\n`);
     });
     nodes.push(node);
   }
@@ -433,6 +448,7 @@ function report(results) {
     ['  latency max (ms)', (r) => r.paced.latencyMs.max],
     ...[0, 1, 2].map((i) => [`RSS b${i} at end (MiB)`, (r) => r.rss[i]?.rssMiB]),
     ...[0, 1, 2].map((i) => [`CPU b${i} at sat. (% of 1 core)`, (r) => r.saturation.cpu?.nodesPercentOfOneCore[i]]),
+    ['  b0 kernel share of its CPU (%)', (r) => r.saturation.cpu?.nodesKernelPercentOfTheirCpu[0]],
     ['CPU loadgen at sat. (% of 1 core)', (r) => r.saturation.loadgenCpu.percentOfOneCore],
     ['  loadgen event-loop utilization', (r) => r.saturation.loadgenCpu.eventLoopUtilization],
     ['CPU loadgen paced (% of 1 core)', (r) => r.paced.loadgenCpu.percentOfOneCore],
@@ -475,6 +491,17 @@ function report(results) {
 
 // ------------------------------------------------------------------ main
 
+/** The commit measured, and whether the work tree had changes (results of a dirty tree are not a commit's). */
+function gitState() {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+    return { commit, dirty };
+  } catch {
+    return undefined;
+  }
+}
+
 async function main() {
   const t0 = performance.now();
   log(`chatmesh bench: ${cfg.scenarios.join(', ')}; ${cfg.pairs} pairs, window ${cfg.window}, ${cfg.warmup}+${cfg.seconds} s per phase${cfg.profile ? `, profiling into ${profileDir}` : ''}`);
@@ -497,6 +524,7 @@ async function main() {
   const out = join(resultsDir, `bench-${stamp}.json`);
   writeFileSync(out, `${JSON.stringify({
     date: new Date().toISOString(),
+    git: gitState(),
     config: { ...cfg, nodes: NODES, cores: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
     note: `load generator and ${NODES} nodes share ${cpus().length} cores`,
     results,
