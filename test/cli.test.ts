@@ -68,6 +68,7 @@ t.test('bad flags fail with a clear message and a non-zero exit', async (t) => {
     [['node', '--http-port', 'eighty'], /whole number/],
     [['node', '--discovery', 'dns'], /Allowed choices are static, consul/],
     [['node', '--peers', 'nohost'], /not host:port/],
+    [['node', '--discovery', 'consul', '--host', '0.0.0.0'], /needs --advertise/],
     [['token', '--user', 'x'], /--secret/],
     [['token', '--user', 'x', '--secret', 's', '--ttl', 'soon'], /time span/],
   ];

@@ -94,6 +94,9 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
   for (const p of cfg.peers) {
     if (!/^[^\s:]+:\d{1,5}$/.test(p) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(p)) throw new ConfigError(`--peers entry "${p}" is not host:port`);
   }
+  if (cfg.discovery === 'consul' && /^(0\.0\.0\.0|::|\[::\])$/.test(cfg.advertise)) {
+    throw new ConfigError(`--discovery consul needs --advertise: peers cannot reach "${cfg.advertise}" (the wildcard --host)`);
+  }
   try {
     new URL(cfg.consulUrl);
   } catch {

@@ -1,0 +1,69 @@
+/**
+ * Peer-link handshake and anti-entropy, over the in-memory transport.
+ */
+import t from 'tap';
+import { MemoryNetwork, PeerLink, PROTOCOL_VERSION, defaultLinkOptions } from '../src/mesh/index.js';
+import type { Envelope__Output } from '../src/mesh/wire.js';
+import { userTopic } from '../src/core/index.js';
+import { eventually } from './helpers/client.js';
+import { FakeSub, MemoryMesh } from './helpers/mesh.js';
+
+const self = { id: 'b', incarnation: 'i1', advertise: '127.0.0.1:1', httpPort: 0, adminPort: 0 };
+
+async function acceptor(net: MemoryNetwork, secret: string | undefined): Promise<{ address: string; refused: Promise<Error> }> {
+  const transport = net.transport();
+  let refusedResolve!: (e: Error) => void;
+  const refused = new Promise<Error>((r) => { refusedResolve = r; });
+  const port = await transport.listen('127.0.0.1', 0, (stream) => {
+    const link = new PeerLink(stream, 'acceptor', self, secret, defaultLinkOptions(), { onEnvelope() {}, onDown() {} });
+    link.up.catch(refusedResolve);
+  });
+  return { address: `127.0.0.1:${port}`, refused };
+}
+
+t.test('a dialer with another protocol version is refused with bad_version', async (t) => {
+  const net = new MemoryNetwork();
+  const { address, refused } = await acceptor(net, undefined);
+  const stream = net.transport().dial(address);
+  const got: Envelope__Output[] = [];
+  stream.onBatch((b) => got.push(...b.items));
+  stream.onClose(() => {});
+  stream.onDrain(() => {});
+  stream.send({ items: [{ hello: { protocolVersion: PROTOCOL_VERSION + 1, nodeId: 'a', incarnation: 'x', secret: '', advertise: '127.0.0.1:2' } }] });
+  t.match((await refused).message, /protocol version/);
+  await eventually(() => got.length > 0, 2000, 'refusal');
+  t.equal(got[0]!.refuse?.code, 'bad_version');
+  t.equal(got.some((e) => e.kind === 'welcome'), false, 'never welcomed');
+});
+
+t.test('a dialer with a wrong secret is refused with bad_secret; the right one is welcomed', async (t) => {
+  const net = new MemoryNetwork();
+  const { address } = await acceptor(net, 's3cret');
+  const wrong = new PeerLink(net.transport().dial(address), 'dialer', { ...self, id: 'a' }, 'guess', defaultLinkOptions(), { onEnvelope() {}, onDown() {} });
+  const err = await wrong.up.catch((e: Error & { code?: string }) => e);
+  t.equal((err as { code?: string }).code, 'bad_secret');
+  const right = new PeerLink(net.transport().dial(address), 'dialer', { ...self, id: 'a' }, 's3cret', defaultLinkOptions(), { onEnvelope() {}, onDown() {} });
+  t.equal((await right.up).id, 'b');
+  right.close('done');
+});
+
+t.test('anti-entropy: a home that lost an owner\'s delta heals from the digest exchange', async (t) => {
+  const mesh = new MemoryMesh(t, { nodes: 3, deps: { mesh: { antiEntropyMs: 100 } } });
+  await mesh.startAll();
+  await eventually(() => mesh.connected(), 10_000, 'full mesh');
+  // Find a user homed on n0 and connect it on n1.
+  const n0 = mesh.node(0);
+  const n1 = mesh.node(1);
+  let user = '';
+  for (let i = 0; !user; i++) if (n0.router.homeOf(userTopic(`ae${i}`)) === 'n0') user = `ae${i}`;
+  const sub = new FakeSub(user, 'n1');
+  n1.router.subscribe(userTopic(user), sub);
+  await eventually(() => n0.router.directory.get(userTopic(user))?.owners.get('n1') === 1, 5000, 'home knows');
+  // Lose the delta: the home forgets n1 owns it (as if the message had been dropped).
+  n0.router.directory.setOwner(userTopic(user), 'n1', 0);
+  t.equal(n0.router.directory.get(userTopic(user)), undefined, 'home lost it');
+  await eventually(() => n0.router.directory.get(userTopic(user))?.owners.get('n1') === 1, 5000, 'healed by anti-entropy');
+  t.ok(n0.router.stats.digestMismatches >= 1, 'a digest mismatch was found');
+  t.equal(await mesh.node(2).router.publish(userTopic(user), 'after healing'), 1, 'routable again from a third node');
+  t.same(sub.received, ['after healing']);
+});
