@@ -50,6 +50,13 @@ t.test('SIGKILL a node: watchers see its users go offline, sends answer offline;
   const bob2 = (await connectAs(url(2), 'bob')).c;
   t.teardown(() => bob2.close());
   t.same(await watcher.next('presence_change', 5000), { type: 'presence_change', user: 'bob', status: 'online' });
+  // The watcher sits on bob's home or hears it first; alice's node learns a moment later.
+  for (let tries = 0; ; tries++) {
+    const p = await alice.request({ type: 'presence', id: `q${tries}`, users: ['bob'] });
+    if ((p['users'] as Record<string, string>)['bob'] === 'online') break;
+    if (tries > 100) throw new Error('alice\'s node never learned bob is back');
+    await new Promise((r) => setTimeout(r, 20));
+  }
   t.equal((await alice.request({ type: 'send', id: 'again', to: 'bob', body: 'welcome back' }))['status'], 'delivered');
   t.equal((await bob2.next('message'))['body'], 'welcome back');
 
