@@ -6,4 +6,7 @@ export * from './peers.js';
 export * from './pending.js';
 export * from './stats.js';
 export * from './mesh-router.js';
+export * from './lookups.js';
+export * from './deliveries.js';
+export * from './resync.js';
 export { PROTOCOL_VERSION, loadMeshProto, protoPath, PROTO_LOADER_OPTIONS } from './wire.js';

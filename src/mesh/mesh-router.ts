@@ -2,13 +2,17 @@ import { LocalHub, WatchRegistry } from '../core/index.js';
 import type { PresenceListener, Router, Subscriber, Topic } from '../core/index.js';
 import type { Logger } from '../log.js';
 import { ChatError, ErrorCode } from '../protocol/index.js';
-import { OwnerDirectory, Rendezvous, RouteTable, ownerDigest, digestEquals, hash53 } from '../routing/index.js';
+import { OwnerDirectory, Rendezvous, RouteTable, hash53 } from '../routing/index.js';
 import type { RouteEntry } from '../routing/index.js';
 import type { Clock } from '../util/index.js';
+import { Deliveries, unavailable } from './deliveries.js';
 import type { NodeIdentity, PeerLink } from './link.js';
-import { PendingRequests } from './pending.js';
+import { Lookups } from './lookups.js';
+import type { RouteAnswer } from './lookups.js';
+import { Resync } from './resync.js';
 import { MeshStats } from './stats.js';
-import type { Envelope__Output, RouteUpdate__Output } from './wire.js';
+import type { Envelope__Output } from './wire.js';
+
 
 /** Options of the mesh router. */
 export interface MeshRouterOptions {
@@ -30,28 +34,23 @@ export interface MeshRouterOptions {
   readonly barrierTimeoutMs?: number;
 }
 
-/** Where an answer about a topic came from (admin `route`). */
-export type RouteSource = 'home' | 'cache' | 'asked';
-
-/** A topic's owners as this node knows them. */
-export interface RouteAnswer {
+/** A row of the routing table listing (admin `routes`). */
+export interface RouteRow {
   readonly topic: Topic;
   readonly home: string;
   readonly owners: ReadonlyMap<string, number>;
-  readonly source: RouteSource;
+  readonly source: 'cache' | 'directory';
   readonly seq: number;
-  readonly tentative: boolean;
+  readonly pinned: boolean;
 }
-
-type Result = { count: number; notHere: boolean };
-const GONE = { count: 0, notHere: false, gone: true } as const;
 
 /**
  * Routes topics across the mesh (design.md): this node is authoritative for its own connections
  * (`hub`); each topic has a home (rendezvous hashing over live members) that keeps the complete
  * owner set and broadcasts every change of it to all peers, which cache it in a bounded LRU; a miss
- * asks the home; deliveries go straight to the owner nodes. All methods are safe to call at any
- * time; publishes from one caller to one topic keep their order.
+ * asks the home (`Lookups`); deliveries go straight to the owner nodes (`Deliveries`); homes are
+ * rebuilt from owners after membership changes and checked by anti-entropy (`Resync`). All methods
+ * are safe to call at any time; publishes from one caller to one topic keep their order.
  */
 export class MeshRouter implements Router {
   readonly hub = new LocalHub();
@@ -61,39 +60,42 @@ export class MeshRouter implements Router {
   private members: Rendezvous;
   private readonly links = new Map<string, PeerLink>();
   private readonly watchers = new WatchRegistry();
-  private readonly pendingLookups = new Map<Topic, Promise<RouteAnswer>>();
-  private readonly lookupBatch = new Map<string, Map<Topic, { resolve: (a: RouteAnswer) => void; reject: (e: Error) => void }>>();
-  private lookupFlushScheduled = false;
-  private readonly lookups: PendingRequests<{ routes: RouteUpdate__Output[]; tentative: boolean }>;
-  private readonly deliveries: PendingRequests<Result>;
-  private readonly snapshotsIn = new Map<string, Map<Topic, number>>();
-  private readonly awaitingSnapshots = new Set<string>();
-  /** Per peer: the members hash of the last snapshot it completed. */
-  private readonly snapshotViews = new Map<string, number>();
-  private membersHash = 0;
-  private barrierUntil = 0;
+  private readonly lookups: Lookups;
+  private readonly deliveries: Deliveries;
+  private readonly resync: Resync;
   private readonly antiEntropy: NodeJS.Timeout;
   private refreshTimer: NodeJS.Timeout | undefined;
   private readonly opts: Required<MeshRouterOptions>;
-  /** Called with the end-to-end latency of each delivery received from a peer, in ms. */
+  /** Called with the end-to-end latency of each delivery written here, in ms. */
   onDeliveryLatency: ((ms: number) => void) | undefined;
 
   constructor(opts: MeshRouterOptions) {
-    this.opts = {
-      deliveryTimeoutMs: 5000,
-      lookupTimeoutMs: 3000,
-      antiEntropyMs: 10_000,
-      snapshotChunk: 500,
-      barrierTimeoutMs: 3000,
-      ...opts,
-    };
+    this.opts = { deliveryTimeoutMs: 5000, lookupTimeoutMs: 3000, antiEntropyMs: 10_000, snapshotChunk: 500, barrierTimeoutMs: 3000, ...opts };
     this.table = new RouteTable({ maxEntries: opts.routeCacheSize });
     this.directory = new OwnerDirectory({ nodeId: opts.self.id, incarnation: opts.self.incarnation });
     this.members = new Rendezvous([opts.self.id]);
-    this.membersHash = hash53(opts.self.id);
-    this.lookups = new PendingRequests(this.opts.lookupTimeoutMs);
-    this.deliveries = new PendingRequests(this.opts.deliveryTimeoutMs);
-    this.antiEntropy = setInterval(() => this.sendDigests(), this.opts.antiEntropyMs);
+    const selfId = opts.self.id;
+    const link = (id: string): PeerLink | undefined => this.links.get(id);
+    const homeOf = (topic: Topic): string => this.homeOf(topic);
+    this.lookups = new Lookups({
+      selfId, homeOf, link, stats: this.stats,
+      ownAnswer: (topic) => this.routeNow(topic)!,
+      cache: (topic, entry) => { this.table.applyFull(topic, entry); },
+    }, this.opts.lookupTimeoutMs);
+    this.deliveries = new Deliveries({
+      selfId, link, stats: this.stats,
+      lookup: (topic) => this.lookups.lookup(topic),
+      dropRoute: (topic) => { this.table.delete(topic); },
+    }, this.opts.deliveryTimeoutMs);
+    this.resync = new Resync({
+      selfId, homeOf, stats: this.stats, directory: this.directory,
+      links: () => this.links,
+      localTopics: () => this.hub.entries(),
+      broadcast: (topic, entry) => this.broadcast(topic, entry),
+      monotonic: () => this.opts.clock.monotonic(),
+      onSettled: () => this.schedulePresenceRefresh(0),
+    }, { snapshotChunk: this.opts.snapshotChunk, barrierTimeoutMs: this.opts.barrierTimeoutMs });
+    this.antiEntropy = setInterval(() => this.resync.sendDigests(), this.opts.antiEntropyMs);
     this.antiEntropy.unref();
   }
 
@@ -111,7 +113,7 @@ export class MeshRouter implements Router {
     return this.members.home(topic)!;
   }
 
-  // ---------------------------------------------------------------- Router: local connections
+  // ---------------------------------------------------------------- local connections (owner side)
 
   subscribe(topic: Topic, sub: Subscriber): void {
     const before = this.hub.count(topic);
@@ -133,230 +135,61 @@ export class MeshRouter implements Router {
   private ownerChanged(topic: Topic): void {
     const count = this.hub.count(topic);
     const home = this.homeOf(topic);
-    if (home === this.selfId) {
-      this.applyOwner(topic, this.selfId, count);
-      return;
-    }
+    if (home === this.selfId) return this.applyOwner(topic, this.selfId, count);
     const link = this.links.get(home);
     this.stats.ownerDeltasOut++;
-    if (link && !link.send({ owner: { topic, count } })) {
-      // A control message could not be queued: the link is hopeless. Dropping it makes both
-      // sides resync from snapshots when it comes back.
-      link.close('outbound queue full');
-    }
+    // A control message that cannot be queued makes the link hopeless: dropping it makes both
+    // sides resync from snapshots when it comes back.
+    if (link && !link.send({ owner: { topic, count } })) link.close('outbound queue full');
   }
 
-  // ---------------------------------------------------------------- Router: publish
+  // ---------------------------------------------------------------- publish
 
   publish(topic: Topic, data: string, exceptSession?: string): Promise<number> {
     const acceptedAt = this.opts.clock.now();
     const local = this.hub.deliver(topic, data, exceptSession);
     if (local > 0) this.onDeliveryLatency?.(this.opts.clock.now() - acceptedAt);
-    const pending = this.pendingLookups.get(topic);
     // Keep order behind an outstanding lookup of the same topic.
-    const route = pending ? undefined : this.routeNow(topic);
-    if (route) return this.deliverRemote(topic, route.owners, data, exceptSession, acceptedAt, local, true);
-    return this.lookup(topic).then(
-      (a) => this.deliverRemote(topic, a.owners, data, exceptSession, acceptedAt, local, true),
-      (err: unknown) => this.noRoute(local, err),
+    const route = this.lookups.pending(topic) ? undefined : this.routeNow(topic);
+    if (route) return this.deliveries.toOwners(topic, route.owners, data, exceptSession, acceptedAt, local);
+    return this.lookups.lookup(topic).then(
+      (a) => this.deliveries.toOwners(topic, a.owners, data, exceptSession, acceptedAt, local),
+      (err: unknown) => {
+        if (local > 0) return local;
+        throw unavailable(this.stats, err);
+      },
     );
   }
 
-  private noRoute(local: number, err: unknown): number {
-    if (local > 0) return local;
-    this.stats.unavailable++;
-    throw new ChatError(ErrorCode.Unavailable, 'the mesh could not route this now; nothing was delivered', { cause: err });
-  }
-
-  /** Sends to every remote owner; sums what they wrote. Heals "not here" once. */
-  private deliverRemote(
-    topic: Topic, owners: ReadonlyMap<string, number>, data: string, except: string | undefined,
-    acceptedAt: number, local: number, mayRetry: boolean, skip?: ReadonlySet<string>,
-  ): Promise<number> {
-    const targets: string[] = [];
-    for (const id of owners.keys()) if (id !== this.selfId && !skip?.has(id)) targets.push(id);
-    // Most publishes touch no other node, or one: keep those paths free of extra promises.
-    if (targets.length === 0) return Promise.resolve(local);
-    if (targets.length === 1) {
-      return this.deliverTo(targets[0]!, topic, data, except, acceptedAt)
-        .then((r) => this.settleRemote(topic, [r], targets, data, except, acceptedAt, local, mayRetry, skip));
-    }
-    return Promise.all(targets.map((id) => this.deliverTo(id, topic, data, except, acceptedAt)))
-      .then((rs) => this.settleRemote(topic, rs, targets, data, except, acceptedAt, local, mayRetry, skip));
-  }
-
-  private async settleRemote(
-    topic: Topic, results: ReadonlyArray<Result | 'unavailable'>, targets: readonly string[], data: string,
-    except: string | undefined, acceptedAt: number, local: number, mayRetry: boolean, skip: ReadonlySet<string> | undefined,
-  ): Promise<number> {
-    let total = local;
-    let unavailable = 0;
-    let stale = false;
-    for (const r of results) {
-      if (r === 'unavailable') unavailable++;
-      else {
-        total += r.count;
-        if (r.notHere) stale = true;
-      }
-    }
-    if (stale && mayRetry) {
-      this.stats.staleRoutes++;
-      this.table.delete(topic);
-      try {
-        const fresh = await this.lookup(topic);
-        total = await this.deliverRemote(topic, fresh.owners, data, except, acceptedAt, total, false, new Set([...(skip ?? []), ...targets]));
-      } catch { /* keep what was delivered */ }
-    }
-    if (total === 0 && unavailable > 0) return this.noRoute(0, new Error(`${unavailable} owner node(s) unreachable`));
-    return total;
-  }
-
-  private deliverTo(peer: string, topic: Topic, data: string, except: string | undefined, acceptedAt: number): Promise<Result | 'unavailable'> {
-    const link = this.links.get(peer);
-    // An owner without a live link is dead; its connections are gone: nothing to deliver.
-    if (!link) return Promise.resolve(GONE);
-    return new Promise((resolve) => {
-      const id = this.deliveries.add(peer, resolve, (why) => resolve(why === 'gone' ? GONE : 'unavailable'));
-      this.stats.deliveriesOut++;
-      if (!link.send({ deliver: { id, topic, data, exceptSession: except ?? '', acceptedAtMs: acceptedAt } })) {
-        this.deliveries.fail(id, 'timeout');
-      }
-    });
-  }
-
-  // ---------------------------------------------------------------- Router: presence
-
-  online(topics: readonly Topic[]): Promise<Map<Topic, boolean>> {
-    return Promise.all(topics.map((t) => this.resolve(t))).then((answers) => new Map(answers.map((a) => [a.topic, a.owners.size > 0])));
-  }
-
-  async watch(topic: Topic, listener: PresenceListener): Promise<boolean> {
-    this.table.pin(topic);
-    let online: boolean;
-    let tentative = false;
-    try {
-      const a = await this.resolve(topic);
-      online = a.owners.size > 0;
-      tentative = a.tentative;
-    } catch (err) {
-      this.table.unpin(topic);
-      throw new ChatError(ErrorCode.Unavailable, 'presence of this user is unknown now (its home is unreachable)', { cause: err });
-    }
-    const fresh = this.watchers.add(topic, listener, online);
-    // A home still rebuilding answered: look again once it has every owner's snapshot.
-    if (tentative) setTimeout(() => this.refreshPresence(topic), 200).unref();
-    if (!fresh) {
-      // Another local watcher already holds a pin and a status; keep one pin per watched topic.
-      this.table.unpin(topic);
-      return this.watchers.status(topic)!;
-    }
-    return online;
-  }
-
-  unwatch(topic: Topic, listener: PresenceListener): void {
-    if (this.watchers.remove(topic, listener)) this.table.unpin(topic);
-  }
-
-  /** Re-evaluates the status of a watched topic and tells watchers on a change. */
-  private presenceFrom(topic: Topic, owners: ReadonlyMap<string, number>): void {
-    if (this.watchers.has(topic)) this.watchers.update(topic, owners.size > 0);
-  }
-
-  // ---------------------------------------------------------------- routes and lookups
+  // ---------------------------------------------------------------- routes
 
   /** A complete owner set known now without asking anyone, or undefined. */
   private routeNow(topic: Topic): RouteAnswer | undefined {
     const home = this.homeOf(topic);
     if (home === this.selfId) {
       const e = this.directory.lookup(topic);
-      return { topic, home, owners: e.owners, source: 'home', seq: e.seq, tentative: this.barrierPending() };
+      return { topic, home, owners: e.owners, source: 'home', seq: e.seq, tentative: this.resync.tentative() };
     }
     const e = this.table.get(topic);
-    if (e) return { topic, home, owners: e.owners, source: 'cache', seq: e.seq, tentative: false };
-    return undefined;
+    return e && { topic, home, owners: e.owners, source: 'cache', seq: e.seq, tentative: false };
   }
 
   /** The owners of a topic: from the directory or cache, else asks its home. */
   resolve(topic: Topic): Promise<RouteAnswer> {
-    if (!this.pendingLookups.has(topic)) {
-      const now = this.routeNow(topic);
-      if (now) return Promise.resolve(now);
-    }
-    return this.lookup(topic);
-  }
-
-  /** Asks the topic's home (batched per home per turn); one retry if the home changed meanwhile. */
-  private lookup(topic: Topic): Promise<RouteAnswer> {
-    let p = this.pendingLookups.get(topic);
-    if (p) return p;
-    p = this.askHome(topic).catch(() => this.askHome(topic)).finally(() => {
-      if (this.pendingLookups.get(topic) === p) this.pendingLookups.delete(topic);
-    });
-    this.pendingLookups.set(topic, p);
-    return p;
-  }
-
-  private askHome(topic: Topic): Promise<RouteAnswer> {
-    const home = this.homeOf(topic);
-    if (home === this.selfId) return Promise.resolve(this.routeNow(topic)!);
-    if (!this.links.has(home)) return Promise.reject(new Error(`home ${home} of ${topic} has no link`));
-    return new Promise((resolve, reject) => {
-      let batch = this.lookupBatch.get(home);
-      if (!batch) {
-        batch = new Map();
-        this.lookupBatch.set(home, batch);
-      }
-      const prev = batch.get(topic);
-      batch.set(topic, prev ? { resolve: (a) => { prev.resolve(a); resolve(a); }, reject: (e) => { prev.reject(e); reject(e); } } : { resolve, reject });
-      if (!this.lookupFlushScheduled) {
-        this.lookupFlushScheduled = true;
-        setImmediate(() => this.flushLookups());
-      }
-    });
-  }
-
-  private flushLookups(): void {
-    this.lookupFlushScheduled = false;
-    const batches = [...this.lookupBatch];
-    this.lookupBatch.clear();
-    for (const [home, waiters] of batches) {
-      const link = this.links.get(home);
-      const failAll = (why: string): void => {
-        for (const w of waiters.values()) w.reject(new Error(why));
-      };
-      if (!link) {
-        failAll(`home ${home} went away`);
-        continue;
-      }
-      const id = this.lookups.add(home, (reply) => {
-        const byTopic = new Map(reply.routes.map((r) => [r.topic, r]));
-        for (const [topic, w] of waiters) {
-          const r = byTopic.get(topic);
-          const owners = new Map((r?.owners ?? []).map((o) => [o.nodeId, o.count]));
-          const entry: RouteEntry = { owners, home, incarnation: link.peer!.incarnation, seq: r?.seq ?? 0 };
-          if (!reply.tentative && r && this.homeOf(topic) === home) {
-            this.table.applyFull(topic, entry);
-          }
-          w.resolve({ topic, home, owners, source: 'asked', seq: entry.seq, tentative: reply.tentative });
-        }
-      }, (why) => failAll(`lookup at ${home}: ${why}`));
-      this.stats.lookupsOut++;
-      if (!link.send({ lookup: { id, topics: [...waiters.keys()] } })) this.lookups.fail(id, 'timeout');
-    }
+    const now = this.lookups.pending(topic) ? undefined : this.routeNow(topic);
+    return now ? Promise.resolve(now) : this.lookups.lookup(topic);
   }
 
   /** What this node knows about a topic, asking its home on a miss (admin `route`). */
   async describe(topic: Topic): Promise<RouteAnswer & { pinned: boolean }> {
-    const a = await this.resolve(topic);
-    return { ...a, pinned: this.table.isPinned(topic) };
+    return { ...(await this.resolve(topic)), pinned: this.table.isPinned(topic) };
   }
 
   /** Routing table rows (cache, pins and home directory) after `after`, in topic order. */
-  listRoutes(after: string, limit: number): Array<{ topic: Topic; home: string; owners: ReadonlyMap<string, number>; source: 'cache' | 'directory'; seq: number; pinned: boolean }> {
-    const rows: Array<{ topic: Topic; home: string; owners: ReadonlyMap<string, number>; source: 'cache' | 'directory'; seq: number; pinned: boolean }> = [];
-    for (const r of this.table.entries(after || undefined, limit)) {
-      rows.push({ topic: r.topic, home: r.entry.home, owners: r.entry.owners, source: 'cache', seq: r.entry.seq, pinned: r.pinned });
-    }
+  listRoutes(after: string, limit: number): RouteRow[] {
+    const rows: RouteRow[] = this.table.entries(after || undefined, limit).map((r) => ({
+      topic: r.topic, home: r.entry.home, owners: r.entry.owners, source: 'cache' as const, seq: r.entry.seq, pinned: r.pinned,
+    }));
     for (const topic of this.directory.topics()) {
       if (after && topic <= after) continue;
       const e = this.directory.get(topic)!;
@@ -366,14 +199,59 @@ export class MeshRouter implements Router {
     return rows.slice(0, limit);
   }
 
-  // ---------------------------------------------------------------- home side
+  // ---------------------------------------------------------------- presence
 
-  private barrierPending(): boolean {
-    return this.awaitingSnapshots.size > 0 && this.opts.clock.monotonic() < this.barrierUntil;
+  online(topics: readonly Topic[]): Promise<Map<Topic, boolean>> {
+    return Promise.all(topics.map((t) => this.resolve(t))).then((answers) => new Map(answers.map((a) => [a.topic, a.owners.size > 0])));
   }
 
-  /** Records an owner's count in the directory; broadcasts the new complete set on any change
-   *  (connection counts included, so every cache can show them). */
+  async watch(topic: Topic, listener: PresenceListener): Promise<boolean> {
+    this.table.pin(topic);
+    let a: RouteAnswer;
+    try {
+      a = await this.resolve(topic);
+    } catch (err) {
+      this.table.unpin(topic);
+      throw new ChatError(ErrorCode.Unavailable, 'presence of this user is unknown now (its home is unreachable)', { cause: err });
+    }
+    const fresh = this.watchers.add(topic, listener, a.owners.size > 0);
+    // A home still rebuilding answered: look again once it has every owner's snapshot.
+    if (a.tentative) setTimeout(() => this.refreshPresence(topic), 200).unref();
+    if (fresh) return a.owners.size > 0;
+    // Another local watcher already holds the pin and a status; keep one pin per watched topic.
+    this.table.unpin(topic);
+    return this.watchers.status(topic)!;
+  }
+
+  unwatch(topic: Topic, listener: PresenceListener): void {
+    if (this.watchers.remove(topic, listener)) this.table.unpin(topic);
+  }
+
+  private presenceFrom(topic: Topic, owners: ReadonlyMap<string, number>): void {
+    if (this.watchers.has(topic)) this.watchers.update(topic, owners.size > 0);
+  }
+
+  private schedulePresenceRefresh(delayMs = this.opts.barrierTimeoutMs): void {
+    if (this.watchers.size === 0) return;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => {
+      for (const topic of [...this.watchers.topics()]) this.refreshPresence(topic);
+    }, delayMs);
+    this.refreshTimer.unref();
+  }
+
+  /** Re-reads a watched topic's owners (asking its home on a miss) and tells watchers on a change. */
+  private refreshPresence(topic: Topic, attempt = 0): void {
+    if (!this.watchers.has(topic)) return;
+    const again = (): void => {
+      if (attempt < 5) setTimeout(() => this.refreshPresence(topic, attempt + 1), 200 * (attempt + 1)).unref();
+    };
+    this.resolve(topic).then((a) => (a.tentative ? again() : this.presenceFrom(topic, a.owners)), again);
+  }
+
+  // ---------------------------------------------------------------- home side
+
+  /** Records an owner's count; broadcasts the new complete set on any change (counts included). */
   private applyOwner(topic: Topic, owner: string, count: number): void {
     const entry = this.directory.setOwner(topic, owner, count);
     if (entry) this.broadcast(topic, entry);
@@ -391,7 +269,7 @@ export class MeshRouter implements Router {
 
   private answerLookup(link: PeerLink, id: number, topics: readonly string[]): void {
     this.stats.lookupsIn++;
-    let tentative = this.barrierPending();
+    let tentative = this.resync.tentative();
     const routes = topics.map((topic) => {
       if (this.homeOf(topic) !== this.selfId) tentative = true;
       const e = this.directory.lookup(topic);
@@ -415,9 +293,7 @@ export class MeshRouter implements Router {
     this.links.delete(id);
     this.deliveries.failPeer(id);
     this.lookups.failPeer(id);
-    this.snapshotsIn.delete(id);
-    this.awaitingSnapshots.delete(id);
-    this.snapshotViews.delete(id);
+    this.resync.peerDown(id);
     const purged = this.table.purgeNode(id);
     for (const change of this.directory.removeNode(id)) this.broadcast(change.topic, change.entry);
     this.membershipChanged();
@@ -429,116 +305,18 @@ export class MeshRouter implements Router {
     const oldHomes = new Map<Topic, string>();
     for (const topic of this.watchers.topics()) oldHomes.set(topic, this.homeOf(topic));
     this.members = new Rendezvous([this.selfId, ...this.links.keys()]);
-    this.membersHash = hash53(this.members.members.join(','));
     // Cached sets whose home moved are no longer backed by a home that broadcasts to us.
     this.table.retainHomes((topic, e) => this.homeOf(topic) === e.home);
     // Directory entries of topics that moved away: their new home rebuilds them from the owners.
     this.directory.retainTopics((topic) => this.homeOf(topic) === this.selfId);
-    // Every owner re-sends to every home. Until each peer's latest snapshot was made with the same
-    // view of the members as ours, answers about our topics are tentative (see barrierPending).
-    this.awaitingSnapshots.clear();
-    for (const id of this.links.keys()) {
-      if (this.snapshotViews.get(id) !== this.membersHash) this.awaitingSnapshots.add(id);
-    }
-    this.barrierUntil = this.opts.clock.monotonic() + this.opts.barrierTimeoutMs;
-    this.resendOwnership();
+    this.resync.membershipChanged(hash53(this.members.members.join(',')));
     for (const [topic, home] of oldHomes) if (this.homeOf(topic) !== home) this.refreshPresence(topic);
     this.schedulePresenceRefresh();
   }
 
-  /** Sends every peer the complete list of this node's topics homed at it; applies its own. */
-  private resendOwnership(): void {
-    const perHome = new Map<string, Array<[Topic, number]>>();
-    for (const id of this.links.keys()) perHome.set(id, []);
-    const mine: Array<[Topic, number]> = [];
-    for (const [topic, count] of this.hub.entries()) {
-      const home = this.homeOf(topic);
-      if (home === this.selfId) mine.push([topic, count]);
-      else perHome.get(home)?.push([topic, count]);
-    }
-    for (const change of this.directory.syncNode(this.selfId, mine)) this.broadcast(change.topic, change.entry);
-    for (const [id, topics] of perHome) this.sendSnapshot(this.links.get(id)!, topics);
-  }
-
-  private sendSnapshot(link: PeerLink, topics: ReadonlyArray<[Topic, number]>): void {
-    this.stats.snapshotsOut++;
-    const chunk = this.opts.snapshotChunk;
-    let first = true;
-    for (let i = 0; first || i < topics.length; i += chunk) {
-      const part = topics.slice(i, i + chunk).map(([topic, count]) => ({ topic, count }));
-      const done = i + chunk >= topics.length;
-      if (!link.send({ snapshot: { topics: part, first, done, membersHash: this.membersHash } })) {
-        link.close('outbound queue full');
-        return;
-      }
-      first = false;
-    }
-  }
-
-  private onSnapshot(link: PeerLink, topics: ReadonlyArray<{ topic: string; count: number }>, first: boolean, done: boolean, view: number): void {
-    const peer = link.peer!.id;
-    let acc = this.snapshotsIn.get(peer);
-    if (first || !acc) {
-      acc = new Map();
-      this.snapshotsIn.set(peer, acc);
-    }
-    for (const t of topics) if (t.count > 0) acc.set(t.topic, t.count);
-    if (!done) return;
-    this.snapshotsIn.delete(peer);
-    this.stats.snapshotsIn++;
-    for (const change of this.directory.syncNode(peer, acc)) this.broadcast(change.topic, change.entry);
-    this.snapshotViews.set(peer, view);
-    if (view === this.membersHash && this.awaitingSnapshots.delete(peer) && this.awaitingSnapshots.size === 0) {
-      this.schedulePresenceRefresh(0);
-    }
-  }
-
-  /** Anti-entropy: tell each home a digest of our topics homed there; it asks for a snapshot on mismatch. */
-  private sendDigests(): void {
-    const perHome = new Map<string, Array<[Topic, number]>>();
-    for (const id of this.links.keys()) perHome.set(id, []);
-    for (const [topic, count] of this.hub.entries()) perHome.get(this.homeOf(topic))?.push([topic, count]);
-    for (const [id, held] of perHome) {
-      const d = ownerDigest(held);
-      this.stats.digestsOut++;
-      this.links.get(id)!.send({ digest: { topics: d.topics, hash: d.hash } });
-    }
-  }
-
-  private snapshotFor(link: PeerLink): void {
-    const held: Array<[Topic, number]> = [];
-    for (const [topic, count] of this.hub.entries()) if (this.homeOf(topic) === link.peer!.id) held.push([topic, count]);
-    this.sendSnapshot(link, held);
-  }
-
-  // ---------------------------------------------------------------- presence refresh
-
-  private schedulePresenceRefresh(delayMs = this.opts.barrierTimeoutMs): void {
-    if (this.watchers.size === 0) return;
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => {
-      for (const topic of [...this.watchers.topics()]) this.refreshPresence(topic);
-    }, delayMs);
-    this.refreshTimer.unref();
-  }
-
-  /** Re-reads a watched topic's owners (asking its home on a miss) and tells watchers on a change. */
-  private refreshPresence(topic: Topic, attempt = 0): void {
-    if (!this.watchers.has(topic)) return;
-    this.resolve(topic).then((a) => {
-      if (a.tentative && attempt < 5) {
-        setTimeout(() => this.refreshPresence(topic, attempt + 1), 200 * (attempt + 1)).unref();
-        return;
-      }
-      this.presenceFrom(topic, a.owners);
-    }, () => {
-      if (attempt < 5) setTimeout(() => this.refreshPresence(topic, attempt + 1), 200 * (attempt + 1)).unref();
-    });
-  }
-
   // ---------------------------------------------------------------- inbound
 
-  /** Handles one envelope from a peer (after its handshake). */
+  /** Handles one envelope from a peer (after its handshake), in link order. */
   onEnvelope(link: PeerLink, env: Envelope__Output): void {
     const peer = link.peer!.id;
     switch (env.kind) {
@@ -551,48 +329,31 @@ export class MeshRouter implements Router {
         link.send({ result: { id: d.id, count, notHere: !owns } });
         return;
       }
-      case 'result': {
-        const r = env.result!;
-        this.deliveries.settle(r.id, peer, { count: r.count, notHere: r.notHere });
-        return;
-      }
-      case 'owner': {
-        const o = env.owner!;
+      case 'result':
+        return this.deliveries.onResult(peer, env.result!.id, env.result!.count, env.result!.notHere);
+      case 'owner':
         this.stats.ownerDeltasIn++;
-        this.applyOwner(o.topic, peer, o.count);
-        return;
-      }
+        return this.applyOwner(env.owner!.topic, peer, env.owner!.count);
       case 'route': {
         const r = env.route!;
         this.stats.routeUpdatesIn++;
         if (this.homeOf(r.topic) !== peer) return;
         const owners = new Map(r.owners.map((o) => [o.nodeId, o.count]));
-        const applied = this.table.applyFull(r.topic, { owners, home: peer, incarnation: link.peer!.incarnation, seq: r.seq });
-        if (applied) this.presenceFrom(r.topic, owners);
+        if (this.table.applyFull(r.topic, { owners, home: peer, incarnation: link.peer!.incarnation, seq: r.seq })) this.presenceFrom(r.topic, owners);
         return;
       }
       case 'lookup':
         return this.answerLookup(link, env.lookup!.id, env.lookup!.topics);
-      case 'lookupReply': {
-        const r = env.lookupReply!;
-        this.lookups.settle(r.id, peer, { routes: r.routes, tentative: r.tentative });
-        return;
-      }
+      case 'lookupReply':
+        return this.lookups.onReply(peer, env.lookupReply!.id, env.lookupReply!.routes, env.lookupReply!.tentative);
       case 'snapshot': {
         const s = env.snapshot!;
-        return this.onSnapshot(link, s.topics, s.first, s.done, s.membersHash);
+        return this.resync.onSnapshot(link, s.topics, s.first, s.done, s.membersHash);
       }
-      case 'digest': {
-        const d = env.digest!;
-        const mine = this.directory.digest(peer);
-        if (!digestEquals(mine, { topics: d.topics, hash: d.hash })) {
-          this.stats.digestMismatches++;
-          link.send({ digestReply: { match: false } });
-        }
-        return;
-      }
+      case 'digest':
+        return this.resync.onDigest(link, env.digest!.topics, env.digest!.hash);
       case 'digestReply':
-        if (!env.digestReply!.match) this.snapshotFor(link);
+        if (!env.digestReply!.match) this.resync.onDigestMismatch(link);
         return;
       default:
         this.opts.log.debug({ peer, kind: env.kind }, 'ignoring unknown mesh envelope');

@@ -1,0 +1,112 @@
+import type { Topic } from '../core/index.js';
+import { ChatError, ErrorCode } from '../protocol/index.js';
+import type { PeerLink } from './link.js';
+import type { RouteAnswer } from './lookups.js';
+import { PendingRequests } from './pending.js';
+import type { MeshStats } from './stats.js';
+
+/** What an owner node answered to one delivery. */
+type Result = { readonly count: number; readonly notHere: boolean };
+/** An owner without a live link is dead: its connections are gone, nothing to deliver there. */
+const GONE: Result = { count: 0, notHere: false };
+
+/** What deliveries need from the router. */
+export interface DeliveryHost {
+  readonly selfId: string;
+  link(peerId: string): PeerLink | undefined;
+  /** Asks the topic's home afresh (after a stale route). */
+  lookup(topic: Topic): Promise<RouteAnswer>;
+  /** Forgets a cached route found stale. */
+  dropRoute(topic: Topic): void;
+  readonly stats: MeshStats;
+}
+
+/** The `unavailable` answer: nothing could be routed (and nothing was delivered by this node). */
+export function unavailable(stats: MeshStats, cause: unknown): ChatError {
+  stats.unavailable++;
+  return new ChatError(ErrorCode.Unavailable, 'the mesh could not route this now; nothing was delivered', { cause });
+}
+
+/**
+ * Sends one encoded frame to the owner nodes of a topic and sums how many connections each wrote
+ * it to. A "not here" answer (a stale route) is healed once: the route is dropped, the home asked
+ * again, and only owners not yet delivered to get it, so nothing arrives twice.
+ */
+export class Deliveries {
+  private readonly pending: PendingRequests<Result>;
+
+  constructor(private readonly host: DeliveryHost, timeoutMs: number) {
+    this.pending = new PendingRequests(timeoutMs);
+  }
+
+  /** Delivers to every owner but this node; resolves with `local` plus what they wrote. */
+  toOwners(topic: Topic, owners: ReadonlyMap<string, number>, data: string, except: string | undefined, acceptedAt: number, local: number): Promise<number> {
+    return this.send(topic, owners, data, except, acceptedAt, local, true, undefined);
+  }
+
+  /** Handles a `DeliverResult` from `peer`. */
+  onResult(peer: string, id: number, count: number, notHere: boolean): void {
+    this.pending.settle(id, peer, { count, notHere });
+  }
+
+  /** Deliveries to a peer whose link went down count as written to nobody. */
+  failPeer(peer: string): void {
+    this.pending.failPeer(peer);
+  }
+
+  close(): void {
+    this.pending.close();
+  }
+
+  private send(
+    topic: Topic, owners: ReadonlyMap<string, number>, data: string, except: string | undefined,
+    acceptedAt: number, local: number, mayRetry: boolean, skip: ReadonlySet<string> | undefined,
+  ): Promise<number> {
+    const targets: string[] = [];
+    for (const id of owners.keys()) if (id !== this.host.selfId && !skip?.has(id)) targets.push(id);
+    // Most publishes touch no other node, or one: keep those paths free of extra promises.
+    if (targets.length === 0) return Promise.resolve(local);
+    const settle = (rs: ReadonlyArray<Result | 'unavailable'>): Promise<number> =>
+      this.settle(topic, rs, targets, data, except, acceptedAt, local, mayRetry, skip);
+    if (targets.length === 1) return this.one(targets[0]!, topic, data, except, acceptedAt).then((r) => settle([r]));
+    return Promise.all(targets.map((id) => this.one(id, topic, data, except, acceptedAt))).then(settle);
+  }
+
+  private async settle(
+    topic: Topic, results: ReadonlyArray<Result | 'unavailable'>, targets: readonly string[], data: string,
+    except: string | undefined, acceptedAt: number, local: number, mayRetry: boolean, skip: ReadonlySet<string> | undefined,
+  ): Promise<number> {
+    let total = local;
+    let failed = 0;
+    let stale = false;
+    for (const r of results) {
+      if (r === 'unavailable') failed++;
+      else {
+        total += r.count;
+        if (r.notHere) stale = true;
+      }
+    }
+    if (stale && mayRetry) {
+      this.host.stats.staleRoutes++;
+      this.host.dropRoute(topic);
+      try {
+        const fresh = await this.host.lookup(topic);
+        total = await this.send(topic, fresh.owners, data, except, acceptedAt, total, false, new Set([...(skip ?? []), ...targets]));
+      } catch { /* keep what was delivered */ }
+    }
+    if (total === 0 && failed > 0) throw unavailable(this.host.stats, new Error(`${failed} owner node(s) unreachable`));
+    return total;
+  }
+
+  private one(peer: string, topic: Topic, data: string, except: string | undefined, acceptedAt: number): Promise<Result | 'unavailable'> {
+    const link = this.host.link(peer);
+    if (!link) return Promise.resolve(GONE);
+    return new Promise((resolve) => {
+      const id = this.pending.add(peer, resolve, (why) => resolve(why === 'gone' ? GONE : 'unavailable'));
+      this.host.stats.deliveriesOut++;
+      if (!link.send({ deliver: { id, topic, data, exceptSession: except ?? '', acceptedAtMs: acceptedAt } })) {
+        this.pending.fail(id, 'timeout');
+      }
+    });
+  }
+}
