@@ -67,3 +67,26 @@ t.test('anti-entropy: a home that lost an owner\'s delta heals from the digest e
   t.equal(await mesh.node(2).router.publish(userTopic(user), 'after healing'), 1, 'routable again from a third node');
   t.same(sub.received, ['after healing']);
 });
+
+t.test('a peer that sends an invalid envelope is cut off; valid traffic from it is served', async (t) => {
+  const mesh = new MemoryMesh(t, { nodes: 1 });
+  await mesh.startAll();
+  const node = mesh.node(0);
+  const sub = new FakeSub('zed', 'n0');
+  node.router.subscribe(userTopic('zed'), sub);
+  const results: Envelope__Output[] = [];
+  const dial = (): PeerLink => new PeerLink(mesh.net.transport().dial('127.0.0.1:21000'), 'dialer',
+    { id: 'a-peer', incarnation: 'i', advertise: '127.0.0.1:29999', httpPort: 0, adminPort: 0 }, undefined, defaultLinkOptions(),
+    { onEnvelope: (_l, env) => results.push(env), onDown() {} });
+  const good = dial();
+  await good.up;
+  good.send({ deliver: { id: 7, topic: 'u:zed', data: 'hello', exceptSession: '', acceptedAtMs: Date.now() } });
+  await eventually(() => results.some((e) => e.kind === 'result'), 5000, 'result');
+  t.same(sub.received, ['hello'], 'a valid delivery is written');
+  t.match(results.find((e) => e.kind === 'result')!.result, { id: 7, count: 1, notHere: false });
+  good.send({ deliver: { id: 8, topic: 'not a topic', data: 'x', exceptSession: '', acceptedAtMs: 0 } });
+  await good.closed;
+  t.equal(good.state, 'closed', 'the node closed the link');
+  t.same(sub.received, ['hello'], 'nothing of the invalid envelope was delivered');
+  t.equal(node.peers.upLinks().size, 0);
+});

@@ -10,3 +10,4 @@ export * from './lookups.js';
 export * from './deliveries.js';
 export * from './resync.js';
 export { PROTOCOL_VERSION, loadMeshProto, protoPath, PROTO_LOADER_OPTIONS } from './wire.js';
+export * from './validate.js';

@@ -10,6 +10,7 @@ import type { NodeIdentity, PeerLink } from './link.js';
 import { Lookups } from './lookups.js';
 import type { RouteAnswer } from './lookups.js';
 import { Resync } from './resync.js';
+import { invalidEnvelope } from './validate.js';
 import { MeshStats } from './stats.js';
 import type { Envelope__Output } from './wire.js';
 
@@ -319,6 +320,13 @@ export class MeshRouter implements Router {
   /** Handles one envelope from a peer (after its handshake), in link order. */
   onEnvelope(link: PeerLink, env: Envelope__Output): void {
     const peer = link.peer!.id;
+    const bad = invalidEnvelope(env);
+    if (bad) {
+      // A peer that sends garbage cannot be trusted with routing state: drop the link.
+      this.opts.log.error({ peer, why: bad }, 'invalid envelope from a peer; closing the link');
+      link.close(`invalid envelope: ${bad}`);
+      return;
+    }
     switch (env.kind) {
       case 'deliver': {
         const d = env.deliver!;

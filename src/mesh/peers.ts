@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { LinkRefusedError, PeerLink, RefuseCode } from './link.js';
 import type { LinkOptions, NodeIdentity } from './link.js';
 import type { MeshTransport, LinkStream } from './transport.js';
+import { ADDRESS_PATTERN } from './validate.js';
 import type { Envelope__Output } from './wire.js';
 
 /** Options of the peer manager. */
@@ -140,7 +141,7 @@ export class PeerManager {
     if (peer.id === this.opts.self.id) return { code: RefuseCode.Self, message: `that is this node (${peer.id})` };
     if (peer.id > this.opts.self.id) {
       // The smaller id dials; we will dial the peer back where it says it listens.
-      if (peer.advertise && !this.learned.has(peer.advertise)) {
+      if (ADDRESS_PATTERN.test(peer.advertise) && !this.learned.has(peer.advertise)) {
         this.learned.add(peer.advertise);
         this.syncLoops();
       }
@@ -162,7 +163,7 @@ export class PeerManager {
     }
     let added = false;
     for (const a of env.members!.addresses) {
-      if (a === this.opts.self.advertise || this.learned.has(a) || !/^[^\s]+:\d{1,5}$/.test(a)) continue;
+      if (a === this.opts.self.advertise || this.learned.has(a) || !ADDRESS_PATTERN.test(a)) continue;
       if ([...this.links.values()].some((l) => l.peer!.advertise === a)) continue;
       this.learned.add(a);
       added = true;

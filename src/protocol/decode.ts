@@ -92,7 +92,11 @@ export function decodeClientFrame(text: string): ClientFrame {
   }
   const type = obj['type'];
   if (typeof type !== 'string') throw new FrameError(ErrorCode.BadRequest, 'field "type" must be a string', id);
-  const withId = <T extends object>(f: T): T => (id === undefined ? f : { ...f, id });
+  // Sets the id in place (no copy: this runs for every frame).
+  const withId = <T extends object>(f: T): T => {
+    if (id !== undefined) (f as { id?: string }).id = id;
+    return f;
+  };
   switch (type) {
     case 'hello': {
       const token = optionalString(obj, 'token', MAX_TOKEN_CHARS, id);
