@@ -74,14 +74,32 @@ t.test('frames pipelined behind hello are handled after the welcome, in order', 
   const c = new TestClient(url);
   t.teardown(() => c.close());
   await c.opened;
-  c.send({ type: 'hello', user: 'pip' });
+  c.send({ type: 'hello', id: 'h1', user: 'pip' });
   c.send({ type: 'join', id: 'j', room: 'r1' });
   c.send({ type: 'publish', id: 'p', room: 'r1', body: 'x' });
-  await c.next('welcome');
+  t.equal((await c.next('welcome'))['id'], 'h1', 'the welcome answers the hello\'s id');
   t.same(await c.answer('j'), { type: 'ack', id: 'j' });
   t.equal((await c.answer('p'))['status'], 'no_subscribers');
   c.send({ type: 'hello', id: 'h2', user: 'pip' });
   t.same(await c.answer('h2'), { type: 'error', id: 'h2', code: 'bad_request', message: 'already authenticated' });
+});
+
+t.test('frames pipelined past the pre-welcome bound get rate_limited, each with its id', async (t) => {
+  const { url } = await testNode(t, { gateway: { maxPendingBeforeWelcome: 2 } });
+  const c = new TestClient(url);
+  t.teardown(() => c.close());
+  await c.opened;
+  // One TCP write, so the server reads every frame before the hello is answered.
+  const sock = (c.ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+  sock.cork();
+  c.send({ type: 'hello', user: 'eager' });
+  for (let i = 0; i < 4; i++) c.send({ type: 'join', id: `j${i}`, room: 'r' });
+  sock.uncork();
+  await c.next('welcome');
+  const answers = [];
+  for (let i = 0; i < 4; i++) answers.push(await c.answer(`j${i}`));
+  t.same(answers.map((a) => a['type']), ['ack', 'ack', 'error', 'error']);
+  t.equal(answers[2]!['code'], 'rate_limited');
 });
 
 t.test('upgrade on another path is refused; /ws without upgrade answers 426', async (t) => {

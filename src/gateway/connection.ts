@@ -143,7 +143,7 @@ export class ClientConnection implements Subscriber {
         return this.onHello(text);
       case 'auth':
         if (this.pending.length >= this.ctx.opts.maxPendingBeforeWelcome) {
-          return this.sendError(ErrorCode.RateLimited, 'too many frames before welcome', undefined);
+          return this.sendError(ErrorCode.RateLimited, 'too many frames before welcome', requestIdOf(text));
         }
         this.pending.push(text);
         return;
@@ -178,7 +178,8 @@ export class ClientConnection implements Subscriber {
     this.state = 'ready';
     this.ctx.stats.authenticated++;
     this.ctx.router.subscribe(userTopic(user), this);
-    this.send({ type: 'welcome', user, node: this.ctx.nodeId, session: this.session });
+    const welcome = { type: 'welcome' as const, user, node: this.ctx.nodeId, session: this.session };
+    this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
     const pending = this.pending;
     this.pending = [];
     for (const text of pending) this.onFrame(text);
@@ -324,6 +325,16 @@ export class ClientConnection implements Subscriber {
       this.unwatchAll();
     }
     this.onClosed(this);
+  }
+}
+
+/** The request id of a frame not decoded yet, if it has a valid one (so its answer can echo it). */
+function requestIdOf(text: string): string | undefined {
+  try {
+    const id = (JSON.parse(text) as { id?: unknown }).id;
+    return typeof id === 'string' && id.length <= 64 ? id : undefined;
+  } catch {
+    return undefined;
   }
 }
 

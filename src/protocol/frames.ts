@@ -22,7 +22,7 @@ export type PresenceStatus = 'online' | 'offline';
 
 /** Frames the server sends. */
 export type ServerFrame =
-  | { type: 'welcome'; user: string; node: string; session: string }
+  | { type: 'welcome'; id?: string; user: string; node: string; session: string }
   | { type: 'ack'; id?: string; status?: string; msg?: string; ts?: number; users?: Record<string, PresenceStatus> }
   | { type: 'message'; msg: string; from: string; to: string; body: string; ts: number }
   | { type: 'room_message'; msg: string; room: string; from: string; body: string; ts: number }
