@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeClientFrame, FrameError, MAX_BODY_BYTES } from '../src/protocol/index.js';
+import { decodeClientFrame, encodeMessage, encodeMessageAck, encodeRoomMessage, encodeServerFrame, FrameError, MAX_BODY_BYTES } from '../src/protocol/index.js';
 
 function fails(text: string, code: string, requestId?: string): void {
   try {
@@ -61,4 +61,14 @@ t.test('body limit is 16 KiB of UTF-8, not characters', async (t) => {
   // 6000 three-byte characters = 18000 bytes > 16384, though only 6000 characters.
   fails(JSON.stringify({ type: 'publish', id: 'u8', room: 'r', body: '€'.repeat(6000) }), 'too_large', 'u8');
   t.ok(decodeClientFrame(JSON.stringify({ type: 'publish', room: 'r', body: '€'.repeat(5461) })));
+});
+
+t.test('hot-path encoders produce exactly what encodeServerFrame does', async (t) => {
+  const body = 'quotes " backslash \\ newline \n unicode € and </script>';
+  t.same(JSON.parse(encodeMessage('01ARZ3NDEKTSV4RRFFQ69G5FAV', 'a.b@c', 'x:y-z_1', body, 1732270000000)),
+    JSON.parse(encodeServerFrame({ type: 'message', msg: '01ARZ3NDEKTSV4RRFFQ69G5FAV', from: 'a.b@c', to: 'x:y-z_1', body, ts: 1732270000000 })));
+  t.same(JSON.parse(encodeRoomMessage('01ARZ3NDEKTSV4RRFFQ69G5FAV', 'lobby', 'alice', body, 5)),
+    { type: 'room_message', msg: '01ARZ3NDEKTSV4RRFFQ69G5FAV', room: 'lobby', from: 'alice', body, ts: 5 });
+  t.same(JSON.parse(encodeMessageAck('id "1"', 'delivered', 'M', 7)), { type: 'ack', id: 'id "1"', status: 'delivered', msg: 'M', ts: 7 });
+  t.same(JSON.parse(encodeMessageAck(undefined, 'offline', 'M', 7)), { type: 'ack', status: 'offline', msg: 'M', ts: 7 });
 });

@@ -5,6 +5,7 @@ import type { Router, Subscriber, Topic } from '../core/index.js';
 import type { Logger } from '../log.js';
 import {
   ChatError, CloseCode, ErrorCode, FrameError, MAX_WATCHED_PER_CONNECTION, decodeClientFrame, encodeServerFrame,
+  encodeMessage, encodeMessageAck, encodeRoomMessage,
 } from '../protocol/index.js';
 import type { ClientFrame, HelloFrame, PresenceStatus, ServerFrame } from '../protocol/index.js';
 import { TokenBucket } from '../util/index.js';
@@ -229,7 +230,7 @@ export class ClientConnection implements Subscriber {
         this.ctx.stats.directMessages++;
         const ts = this.ctx.clock.now();
         const msg = this.ctx.ids.next();
-        const data = encodeServerFrame({ type: 'message', msg, from: user, to: frame.to, body: frame.body, ts });
+        const data = encodeMessage(msg, user, frame.to, frame.body, ts);
         const toRecipient = this.ctx.router.publish(userTopic(frame.to), data, frame.to === user ? this.session : undefined);
         if (frame.to !== user) {
           // Copy to the sender's other devices; the ack speaks only of the recipient.
@@ -238,7 +239,7 @@ export class ClientConnection implements Subscriber {
           });
         }
         toRecipient.then(
-          (n) => this.ack(frame.id, { status: n > 0 ? 'delivered' : 'offline', msg, ts }),
+          (n) => { this.write(encodeMessageAck(frame.id, n > 0 ? 'delivered' : 'offline', msg, ts)); },
           (err: unknown) => this.fail(err, frame.id),
         );
         return;
@@ -259,9 +260,9 @@ export class ClientConnection implements Subscriber {
         this.ctx.stats.roomMessages++;
         const ts = this.ctx.clock.now();
         const msg = this.ctx.ids.next();
-        const data = encodeServerFrame({ type: 'room_message', msg, room: frame.room, from: user, body: frame.body, ts });
+        const data = encodeRoomMessage(msg, frame.room, user, frame.body, ts);
         this.ctx.router.publish(roomTopic(frame.room), data, this.session).then(
-          (n) => this.ack(frame.id, { status: n > 0 ? 'delivered' : 'no_subscribers', msg, ts }),
+          (n) => { this.write(encodeMessageAck(frame.id, n > 0 ? 'delivered' : 'no_subscribers', msg, ts)); },
           (err: unknown) => this.fail(err, frame.id),
         );
         return;

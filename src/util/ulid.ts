@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { Clock } from './clock.js';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32
@@ -15,9 +15,9 @@ export class UlidGenerator {
   private readonly clock: Clock;
   private readonly random: (n: number) => Uint8Array;
 
-  constructor(clock: Clock, random: (n: number) => Uint8Array = (n) => randomBytes(n)) {
+  constructor(clock: Clock, random?: (n: number) => Uint8Array) {
     this.clock = clock;
-    this.random = random;
+    this.random = random ?? pooledRandom();
   }
 
   /** Returns a new id. */
@@ -42,6 +42,21 @@ export class UlidGenerator {
     // 80-bit overflow within one ms: borrow the next millisecond.
     this.lastTime += 1;
   }
+}
+
+/** Random bytes from a pool refilled 4 KiB at a time (one system call per ~400 ids, not per id). */
+function pooledRandom(): (n: number) => Uint8Array {
+  const pool = Buffer.alloc(4096);
+  let offset = pool.length;
+  return (n) => {
+    if (offset + n > pool.length) {
+      randomFillSync(pool);
+      offset = 0;
+    }
+    const out = pool.subarray(offset, offset + n);
+    offset += n;
+    return out;
+  };
 }
 
 function encodeTime(t: number): string {
