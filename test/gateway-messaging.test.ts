@@ -169,3 +169,4 @@ t.test('a connection may watch at most 1000 users', async (t) => {
   await w.request({ type: 'unwatch', id: 'c', users: ['u0'] });
   t.equal((await w.request({ type: 'watch', id: 'd', users: ['one-more'] }))['type'], 'ack', 'room again after unwatch');
 });
+

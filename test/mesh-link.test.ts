@@ -5,7 +5,7 @@ import t from 'tap';
 import { MemoryNetwork, PeerLink, PROTOCOL_VERSION, defaultLinkOptions } from '../src/mesh/index.js';
 import type { Envelope__Output } from '../src/mesh/wire.js';
 import { userTopic } from '../src/core/index.js';
-import { eventually } from './helpers/client.js';
+import { connectAs, eventually } from './helpers/client.js';
 import { FakeSub, MemoryMesh } from './helpers/mesh.js';
 
 const self = { id: 'b', incarnation: 'i1', advertise: '127.0.0.1:1', httpPort: 0, adminPort: 0 };
@@ -89,4 +89,22 @@ t.test('a peer that sends an invalid envelope is cut off; valid traffic from it 
   t.equal(good.state, 'closed', 'the node closed the link');
   t.same(sub.received, ['hello'], 'nothing of the invalid envelope was delivered');
   t.equal(node.peers.upLinks().size, 0);
+});
+
+t.test('watches still in flight when their connection closes leave no pin or listener behind', async (t) => {
+  const mesh = new MemoryMesh(t, { nodes: 2 });
+  await mesh.startAll();
+  await eventually(() => mesh.connected(), 10_000, 'mesh');
+  const n0 = mesh.node(0);
+  const url = `ws://127.0.0.1:${n0.httpPort}/ws`;
+  for (let k = 0; k < 5; k++) {
+    const c = (await connectAs(url, `w${k}`)).c;
+    // Half of these users are homed on n1, so their watches wait for a lookup when the client goes.
+    c.send({ type: 'watch', id: 'w', users: Array.from({ length: 100 }, (_, i) => `ghost${i}`) });
+    c.ws.terminate();
+    await c.closed;
+  }
+  await eventually(() => n0.stats.connections === 0, 5000, 'clients gone');
+  await eventually(() => n0.router.table.pinnedSize === 0, 5000, `no pins left (have ${n0.router.table.pinnedSize})`).catch(() => undefined);
+  t.equal(n0.router.table.pinnedSize, 0, 'no pinned routes left');
 });

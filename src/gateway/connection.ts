@@ -292,19 +292,28 @@ export class ClientConnection implements Subscriber {
       throw new ChatError(ErrorCode.BadRequest, `a connection may watch at most ${MAX_WATCHED_PER_CONNECTION} users (watching ${this.watched.size})`);
     }
     for (const u of fresh) this.watched.add(u);
-    Promise.all(users.map((u) => this.ctx.router.watch(userTopic(u), this.onPresence))).then(
-      (statuses) => {
-        if (this.state === 'closed') return this.unwatchAll();
-        this.ack(id, { users: statusRecord(users, (_u, i) => statuses[i] === true) });
-      },
-      (err: unknown) => {
-        for (const u of fresh) {
-          this.watched.delete(u);
-          this.ctx.router.unwatch(userTopic(u), this.onPresence);
+    // A watch completes asynchronously; by then the client may have unwatched or gone. Whatever
+    // is no longer wanted is unregistered here, so no registration outlives its connection.
+    Promise.allSettled(users.map((u) => this.ctx.router.watch(userTopic(u), this.onPresence))).then((results) => {
+      let failure: unknown;
+      results.forEach((r, i) => {
+        const u = users[i]!;
+        if (r.status === 'rejected') {
+          failure ??= r.reason;
+          return;
         }
-        this.fail(err, id);
-      },
-    );
+        if (this.state === 'closed' || !this.watched.has(u)) this.ctx.router.unwatch(userTopic(u), this.onPresence);
+      });
+      if (this.state === 'closed') return;
+      if (failure !== undefined) {
+        // The frame failed as a whole: undo the users it added (not those watched before it).
+        for (const u of fresh) {
+          if (this.watched.delete(u)) this.ctx.router.unwatch(userTopic(u), this.onPresence);
+        }
+        return this.fail(failure, id);
+      }
+      this.ack(id, { users: statusRecord(users, (_u, i) => (results[i] as PromiseFulfilledResult<boolean>).value) });
+    });
   }
 
   private unwatchAll(): void {
