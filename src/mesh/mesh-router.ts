@@ -66,6 +66,9 @@ export class MeshRouter implements Router {
   private readonly resync: Resync;
   private readonly antiEntropy: NodeJS.Timeout;
   private refreshTimer: NodeJS.Timeout | undefined;
+  /** Topics whose changed sets wait for the end of the snapshot barrier. */
+  private readonly heldBack = new Set<Topic>();
+  private barrierTimer: NodeJS.Timeout | undefined;
   private readonly opts: Required<MeshRouterOptions>;
   /** Called with the end-to-end latency of each delivery written here, in ms. */
   onDeliveryLatency: ((ms: number) => void) | undefined;
@@ -94,7 +97,7 @@ export class MeshRouter implements Router {
       localTopics: () => this.hub.entries(),
       broadcast: (topic, entry) => this.broadcast(topic, entry),
       monotonic: () => this.opts.clock.monotonic(),
-      onSettled: () => this.schedulePresenceRefresh(0),
+      onSettled: () => this.barrierEnded(),
     }, { snapshotChunk: this.opts.snapshotChunk, barrierTimeoutMs: this.opts.barrierTimeoutMs });
     this.antiEntropy = setInterval(() => this.resync.sendDigests(), this.opts.antiEntropyMs);
     this.antiEntropy.unref();
@@ -252,14 +255,28 @@ export class MeshRouter implements Router {
 
   // ---------------------------------------------------------------- home side
 
-  /** Records an owner's count; broadcasts the new complete set on any change (counts included). */
+  /**
+   * Records an owner's count. The new complete set is broadcast when the set of owner nodes
+   * changed; a count-only change (a second device, a room member on a node that already had one)
+   * stays at the home, so one busy client cannot make every node of the mesh do work per frame.
+   */
   private applyOwner(topic: Topic, owner: string, count: number): void {
+    const had = this.directory.get(topic)?.owners.has(owner) ?? false;
     const entry = this.directory.setOwner(topic, owner, count);
-    if (entry) this.broadcast(topic, entry);
+    if (entry && had !== count > 0) this.broadcast(topic, entry);
   }
 
+  /**
+   * Publishes a topic's new complete owner set to every peer (and to local watchers). While this
+   * home is still rebuilding after a membership change its sets may miss owners, so they are held
+   * back and sent once every owner has re-sent, or the barrier times out.
+   */
   private broadcast(topic: Topic, entry: RouteEntry): void {
     if (this.homeOf(topic) !== this.selfId) return;
+    if (this.resync.tentative()) {
+      this.heldBack.add(topic);
+      return;
+    }
     const owners = [...entry.owners].map(([nodeId, count]) => ({ nodeId, count }));
     for (const link of this.links.values()) {
       this.stats.routeUpdatesOut++;
@@ -311,8 +328,22 @@ export class MeshRouter implements Router {
     // Directory entries of topics that moved away: their new home rebuilds them from the owners.
     this.directory.retainTopics((topic) => this.homeOf(topic) === this.selfId);
     this.resync.membershipChanged(hash53(this.members.members.join(',')));
+    clearTimeout(this.barrierTimer);
+    if (this.resync.tentative()) {
+      this.barrierTimer = setTimeout(() => this.barrierEnded(), this.opts.barrierTimeoutMs + 1);
+      this.barrierTimer.unref();
+    }
     for (const [topic, home] of oldHomes) if (this.homeOf(topic) !== home) this.refreshPresence(topic);
     this.schedulePresenceRefresh();
+  }
+
+  /** Every owner has re-sent (or the barrier timed out): send what was held back, refresh presence. */
+  private barrierEnded(): void {
+    clearTimeout(this.barrierTimer);
+    const topics = [...this.heldBack];
+    this.heldBack.clear();
+    for (const topic of topics) if (this.homeOf(topic) === this.selfId) this.broadcast(topic, this.directory.lookup(topic));
+    this.schedulePresenceRefresh(0);
   }
 
   // ---------------------------------------------------------------- inbound
@@ -372,6 +403,7 @@ export class MeshRouter implements Router {
   close(): void {
     clearInterval(this.antiEntropy);
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.barrierTimer);
     this.deliveries.close();
     this.lookups.close();
   }
