@@ -4,6 +4,7 @@
 import t from 'tap';
 import { connectAs, eventually } from './helpers/client.js';
 import { grpcNode as node, meshAddr, threeNodes, wsUrl as ws } from './helpers/grpc-mesh.js';
+import { GrpcTransport, PeerLink, defaultLinkOptions } from '../src/mesh/index.js';
 
 t.test('a full mesh forms from partial static lists; DMs, rooms and presence work across nodes', async (t) => {
   const [a, b, c] = await threeNodes(t);
@@ -98,4 +99,20 @@ t.test('a peer that dies mid-flight: every frame still gets one answer, its user
   t.equal(answers.size, 50, 'exactly one answer each');
   await w.next((f) => f.type === 'presence_change' && f['status'] === 'offline', 5000);
   t.equal((await alice.request({ type: 'send', id: 'after', to: 'bob', body: 'x' }))['status'], 'offline');
+});
+
+t.test('a link dropped as silent releases the call and the channel on both ends', async (t) => {
+  const opts = { ...defaultLinkOptions(), pingIntervalMs: 100_000, deadAfterMs: 300 };
+  const self = { id: 'b', incarnation: 'i', advertise: '127.0.0.1:1', httpPort: 0, adminPort: 0 };
+  const server = new GrpcTransport();
+  t.teardown(() => server.close());
+  const port = await server.listen('127.0.0.1', 0, (s) => { new PeerLink(s, 'acceptor', self, undefined, opts, { onEnvelope() {}, onDown() {} }); });
+  const client = new GrpcTransport();
+  t.teardown(() => client.close());
+  const link = new PeerLink(client.dial(`127.0.0.1:${port}`), 'dialer', { ...self, id: 'a' }, undefined, opts, { onEnvelope() {}, onDown() {} });
+  await link.up;
+  t.equal(server.openStreams, 1);
+  await link.closed; // neither side pings: both drop the other as silent
+  await eventually(() => client.openStreams === 0 && client.openChannels === 0 && server.openStreams === 0, 5000, 'released');
+  t.pass('both ends released');
 });

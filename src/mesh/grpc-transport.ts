@@ -37,6 +37,16 @@ export class GrpcTransport implements MeshTransport {
     };
   }
 
+  /** Streams (calls) open on this transport, both directions. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  /** Client channels this transport holds. */
+  get openChannels(): number {
+    return this.clients.size;
+  }
+
   /** The gRPC server, once listening (to add services). */
   get grpcServer(): grpc.Server | undefined {
     return this.server;
@@ -108,6 +118,7 @@ function makeStream(
   source: NodeJS.EventEmitter,
   closeEvents: string[],
   cleanup?: () => void,
+  abort?: () => void,
 ): InternalStream {
   let closeCb: ((err?: Error) => void) | undefined;
   const internal: Array<() => void> = [];
@@ -131,11 +142,20 @@ function makeStream(
       return write(batch);
     },
     close() {
-      if (closed || ended) return;
+      // Also after the other side ended: our end completes the call (the server sends its status).
+      if (ended) return;
       ended = true;
       try {
         end();
       } catch { /* already gone */ }
+      // A peer that never finishes its side must not keep the call (and its channel) forever.
+      if (abort) {
+        setTimeout(() => {
+          if (closed) return;
+          abort();
+          finish(undefined);
+        }, 2000).unref();
+      }
     },
     onBatch(cb) {
       source.on('data', cb);
@@ -153,7 +173,7 @@ function makeStream(
 }
 
 function wrapClientCall(call: grpc.ClientDuplexStream<Batch, Batch__Output>, address: string, cleanup: () => void): InternalStream {
-  const s = makeStream(address, (b) => call.write(b), () => call.end(), call, ['end', 'close'], cleanup);
+  const s = makeStream(address, (b) => call.write(b), () => call.end(), call, ['end', 'close'], cleanup, () => call.cancel());
   call.on('status', () => { /* surfaced through end/error */ });
   return s;
 }

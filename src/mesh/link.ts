@@ -288,6 +288,8 @@ export class PeerLink {
     const wasUp = this.state === 'up';
     this.state = 'closed';
     clearInterval(this.timer);
+    // Whoever closed first, end our side too, so neither end keeps a half-open call.
+    this.stream.close();
     this.out.clear();
     this.drainWaiters = [];
     if (err && !this.stats.lastError) this.stats.lastError = err.message;
