@@ -7,8 +7,10 @@ import type { MeshStats } from './stats.js';
 
 /** What an owner node answered to one delivery. */
 type Result = { readonly count: number; readonly notHere: boolean };
-/** An owner without a live link is dead: its connections are gone, nothing to deliver there. */
+/** A link that went down with the delivery in flight: that node is gone, and its connections. */
 const GONE: Result = { count: 0, notHere: false };
+/** An owner we have no link to: the route is stale (a dead node) or ahead of us (a joining one). */
+const NO_LINK: Result = { count: 0, notHere: true };
 
 /** What deliveries need from the router. */
 export interface DeliveryHost {
@@ -34,6 +36,7 @@ export function unavailable(stats: MeshStats, cause: unknown): ChatError {
  */
 export class Deliveries {
   private readonly pending: PendingRequests<Result>;
+  private readonly healingTopics = new Map<Topic, Promise<void>>();
 
   constructor(private readonly host: DeliveryHost, timeoutMs: number) {
     this.pending = new PendingRequests(timeoutMs);
@@ -42,6 +45,11 @@ export class Deliveries {
   /** Delivers to every owner but this node; resolves with `local` plus what they wrote. */
   toOwners(topic: Topic, owners: ReadonlyMap<string, number>, data: string, except: string | undefined, acceptedAt: number, local: number): Promise<number> {
     return this.send(topic, owners, data, except, acceptedAt, local, true, undefined);
+  }
+
+  /** While a stale route of `topic` is being healed: resolves when the retry has gone out. */
+  healing(topic: Topic): Promise<void> | undefined {
+    return this.healingTopics.get(topic);
   }
 
   /** Handles a `DeliverResult` from `peer`. */
@@ -68,8 +76,8 @@ export class Deliveries {
     if (targets.length === 0) return Promise.resolve(local);
     const settle = (rs: ReadonlyArray<Result | 'unavailable'>): Promise<number> =>
       this.settle(topic, rs, targets, data, except, acceptedAt, local, mayRetry, skip);
-    if (targets.length === 1) return this.one(targets[0]!, topic, data, except, acceptedAt).then((r) => settle([r]));
-    return Promise.all(targets.map((id) => this.one(id, topic, data, except, acceptedAt))).then(settle);
+    if (targets.length === 1) return this.one(targets[0]!, topic, data, except, acceptedAt, mayRetry).then((r) => settle([r]));
+    return Promise.all(targets.map((id) => this.one(id, topic, data, except, acceptedAt, mayRetry))).then(settle);
   }
 
   private async settle(
@@ -89,18 +97,26 @@ export class Deliveries {
     if (stale && mayRetry) {
       this.host.stats.staleRoutes++;
       this.host.dropRoute(topic);
-      try {
-        const fresh = await this.host.lookup(topic);
-        total = await this.send(topic, fresh.owners, data, except, acceptedAt, total, false, new Set([...(skip ?? []), ...targets]));
-      } catch { /* keep what was delivered */ }
+      const delivered = total;
+      const retry = this.host.lookup(topic)
+        .then((fresh) => this.send(topic, fresh.owners, data, except, acceptedAt, delivered, false, new Set([...(skip ?? []), ...targets])))
+        .catch(() => delivered);
+      // Later publishes to this topic wait for the retry, so they cannot overtake it.
+      const gate = retry.then(() => undefined);
+      this.healingTopics.set(topic, gate);
+      void gate.finally(() => {
+        if (this.healingTopics.get(topic) === gate) this.healingTopics.delete(topic);
+      });
+      total = await retry;
     }
     if (total === 0 && failed > 0) throw unavailable(this.host.stats, new Error(`${failed} owner node(s) unreachable`));
     return total;
   }
 
-  private one(peer: string, topic: Topic, data: string, except: string | undefined, acceptedAt: number): Promise<Result | 'unavailable'> {
+  private one(peer: string, topic: Topic, data: string, except: string | undefined, acceptedAt: number, mayRetry: boolean): Promise<Result | 'unavailable'> {
     const link = this.host.link(peer);
-    if (!link) return Promise.resolve(GONE);
+    // First time: heal like "not here" (ask the home again). Still no link after that: unavailable.
+    if (!link) return Promise.resolve(mayRetry ? NO_LINK : 'unavailable');
     return new Promise((resolve) => {
       const id = this.pending.add(peer, resolve, (why) => resolve(why === 'gone' ? GONE : 'unavailable'));
       this.host.stats.deliveriesOut++;
