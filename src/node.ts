@@ -214,8 +214,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
       // Let the owner deltas of the closed clients leave before saying goodbye.
       await new Promise((r) => setImmediate(r));
     }
-    peers!.stop(graceful ? 'shutdown' : 'killed');
     router.close();
+    peers!.stop(graceful ? 'shutdown' : 'killed');
     await gateway.close(CloseCode.ServiceRestart, 'service restart');
     await Promise.all([discovery.stop().catch(() => undefined), transport.close(), http.close(), admin.close()]);
     log.info('stopped');

@@ -155,8 +155,9 @@ export class PeerLink {
   close(reason: string): void {
     if (this.state === 'closed') return;
     if (this.state === 'up') {
-      this.out.push({ goodbye: { reason } });
+      // What is queued, then the goodbye written directly: a full queue must not swallow it.
       this.out.flushNow();
+      this.writeNow({ goodbye: { reason } });
     }
     this.stream.close();
     this.onClosed(undefined);

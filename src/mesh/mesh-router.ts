@@ -69,6 +69,7 @@ export class MeshRouter implements Router {
   /** Topics whose changed sets wait for the end of the snapshot barrier. */
   private readonly heldBack = new Set<Topic>();
   private barrierTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly opts: Required<MeshRouterOptions>;
   /** Called with the end-to-end latency of each delivery written here, in ms. */
   onDeliveryLatency: ((ms: number) => void) | undefined;
@@ -318,6 +319,11 @@ export class MeshRouter implements Router {
   peerDown(link: PeerLink): void {
     const id = link.peer!.id;
     if (this.links.get(id) !== link) return;
+    if (this.closed) {
+      // Shutting down: no re-homing work for links that close one after another.
+      this.links.delete(id);
+      return;
+    }
     this.links.delete(id);
     this.deliveries.failPeer(id);
     this.lookups.failPeer(id);
@@ -411,6 +417,7 @@ export class MeshRouter implements Router {
 
   /** Stops timers and fails what is still in flight. */
   close(): void {
+    this.closed = true;
     clearInterval(this.antiEntropy);
     clearTimeout(this.refreshTimer);
     clearTimeout(this.barrierTimer);

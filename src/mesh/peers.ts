@@ -162,7 +162,9 @@ export class PeerManager {
       return;
     }
     let added = false;
-    for (const a of env.members!.addresses) {
+    // Bounded: a peer cannot make this node dial more addresses than a mesh plausibly has.
+    for (const a of env.members!.addresses.slice(0, MAX_LEARNED)) {
+      if (this.learned.size >= MAX_LEARNED) break;
       if (a === this.opts.self.advertise || this.learned.has(a) || !ADDRESS_PATTERN.test(a)) continue;
       if ([...this.links.values()].some((l) => l.peer!.advertise === a)) continue;
       this.learned.add(a);
@@ -226,10 +228,20 @@ export class PeerManager {
   waitUp(peerId: string, timeoutMs: number): Promise<boolean> {
     if (this.links.has(peerId)) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(this.links.has(peerId)), timeoutMs);
-      t.unref();
       const list = this.upWaiters.get(peerId) ?? [];
-      list.push(() => { clearTimeout(t); resolve(true); });
+      const waiter = (): void => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      const t = setTimeout(() => {
+        // Forget this waiter, so a peer that stays down does not collect them.
+        const left = (this.upWaiters.get(peerId) ?? []).filter((w) => w !== waiter);
+        if (left.length) this.upWaiters.set(peerId, left);
+        else this.upWaiters.delete(peerId);
+        resolve(this.links.has(peerId));
+      }, timeoutMs);
+      t.unref();
+      list.push(waiter);
       this.upWaiters.set(peerId, list);
     });
   }
@@ -270,6 +282,9 @@ export class PeerManager {
   }
 }
 
+/** Max addresses learned from peers (not from discovery). */
+const MAX_LEARNED = 1000;
+
 /** A learned address (not from discovery) unreachable this long is forgotten, in ms. */
 const LEARNED_TTL_MS = 60_000;
 
@@ -279,6 +294,7 @@ class DialLoop {
   passive = false;
   lastError: string | undefined;
   private failingSince: number | undefined;
+  private flapMs = 0;
 
   constructor(readonly address: string, public peerId: string | undefined, private readonly pm: PeerManager) {}
 
@@ -299,8 +315,12 @@ class DialLoop {
           signal,
           unref: true,
         });
-        if (link) await new Promise<void>((resolve) => link.onGone(resolve));
-        else return; // refused as self: nothing to dial here
+        if (!link) return; // refused as self: nothing to dial here
+        const upAt = Date.now();
+        await new Promise<void>((resolve) => link.onGone(resolve));
+        // A link that keeps dropping soon after it came up must not become a tight reconnect loop.
+        this.flapMs = Date.now() - upAt < 5000 ? Math.min(Math.max(this.flapMs * 2, this.pm.retryMinMs), this.pm.retryMaxMs) : 0;
+        if (this.flapMs > 0) await sleep(this.flapMs * (0.5 + Math.random()), signal);
       } catch {
         return; // aborted
       }
@@ -357,6 +377,14 @@ class DialLoop {
     }
     return goneHandle(link);
   }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    t.unref();
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
 }
 
 function goneHandle(link: PeerLink): { onGone(cb: () => void): void } {

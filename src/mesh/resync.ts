@@ -4,6 +4,9 @@ import type { OwnerDirectory, RouteEntry } from '../routing/index.js';
 import type { PeerLink } from './link.js';
 import type { MeshStats } from './stats.js';
 
+/** Max topics one owner's snapshot may hold (10 million: far above one node's connections). */
+export const MAX_SNAPSHOT_TOPICS = 10_000_000;
+
 /** What resynchronisation needs from the router. */
 export interface ResyncHost {
   readonly selfId: string;
@@ -86,6 +89,10 @@ export class Resync {
       this.inbound.set(peer, acc);
     }
     for (const t of topics) if (t.count > 0) acc.set(t.topic, t.count);
+    if (acc.size > MAX_SNAPSHOT_TOPICS) {
+      link.close(`snapshot over ${MAX_SNAPSHOT_TOPICS} topics`);
+      return;
+    }
     if (!done) return;
     this.inbound.delete(peer);
     this.host.stats.snapshotsIn++;
