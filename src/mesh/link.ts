@@ -40,6 +40,8 @@ export interface LinkOptions {
   readonly maxBatch: number;
   /** Max envelopes queued for the peer; beyond it `send` refuses. Default 100000. */
   readonly maxQueued: number;
+  /** Max bytes of deliveries queued for the peer (approximate); beyond it `send` refuses. Default 64 MiB. */
+  readonly maxQueuedBytes: number;
   /** A ping goes out when nothing else was sent for this long, in ms. Default 1000. */
   readonly pingIntervalMs: number;
   /** A peer silent for this long is dropped (hung process, half-open TCP), in ms. Default 5000. */
@@ -50,7 +52,7 @@ export interface LinkOptions {
 
 /** Defaults of `LinkOptions`. */
 export function defaultLinkOptions(): LinkOptions {
-  return { maxBatch: 512, maxQueued: 100_000, pingIntervalMs: 1000, deadAfterMs: 5000, handshakeTimeoutMs: 5000 };
+  return { maxBatch: 512, maxQueued: 100_000, maxQueuedBytes: 64 * 1024 * 1024, pingIntervalMs: 1000, deadAfterMs: 5000, handshakeTimeoutMs: 5000 };
 }
 
 /** What a link reports to its owner. */
@@ -96,6 +98,7 @@ export class PeerLink {
   private rejectUp!: (e: Error) => void;
   private readonly out: Batcher<Envelope>;
   private congested = false;
+  private queuedBytes = 0;
   private drainWaiters: Array<() => void> = [];
   private lastSent = Date.now();
   private lastReceived = Date.now();
@@ -148,7 +151,11 @@ export class PeerLink {
   /** Queues an envelope for the peer. False when the link is closed or its queue is full. */
   send(env: Envelope): boolean {
     if (this.state === 'closed') return false;
-    return this.out.push(env);
+    const size = sizeOf(env);
+    if (this.queuedBytes + size > this.opts.maxQueuedBytes) return false;
+    if (!this.out.push(env)) return false;
+    this.queuedBytes += size;
+    return true;
   }
 
   /** Says goodbye and ends the stream after what is queued. */
@@ -181,6 +188,7 @@ export class PeerLink {
   }
 
   private write(items: Envelope[]): void {
+    for (const env of items) this.queuedBytes -= sizeOf(env);
     if (this.state === 'closed') return;
     this.stats.batchesOut++;
     this.stats.itemsOut += items.length;
@@ -292,12 +300,18 @@ export class PeerLink {
     // Whoever closed first, end our side too, so neither end keeps a half-open call.
     this.stream.close();
     this.out.clear();
+    this.queuedBytes = 0;
     this.drainWaiters = [];
     if (err && !this.stats.lastError) this.stats.lastError = err.message;
     this.rejectUp(err ?? new Error(`link to ${this.stream.remote} closed`));
     this.resolveClosed();
     if (wasUp) this.hooks.onDown(this, err);
   }
+}
+
+/** Approximate wire size of an envelope: deliveries dominate, everything else is small. */
+function sizeOf(env: Envelope): number {
+  return env.deliver ? (env.deliver.data?.length ?? 0) + 64 : 64;
 }
 
 function identityOf(h: Hello__Output): NodeIdentity | undefined {
