@@ -76,7 +76,11 @@ export class Deliveries {
     if (targets.length === 0) return Promise.resolve(local);
     const settle = (rs: ReadonlyArray<Result | 'unavailable'>): Promise<number> =>
       this.settle(topic, rs, targets, data, except, acceptedAt, local, mayRetry, skip);
-    if (targets.length === 1) return this.one(targets[0]!, topic, data, except, acceptedAt, mayRetry).then((r) => settle([r]));
+    if (targets.length === 1) {
+      return this.one(targets[0]!, topic, data, except, acceptedAt, mayRetry).then((r) =>
+        // The common answer (written, or written to nobody) settles without another promise.
+        r !== 'unavailable' && !r.notHere ? local + r.count : settle([r]));
+    }
     return Promise.all(targets.map((id) => this.one(id, topic, data, except, acceptedAt, mayRetry))).then(settle);
   }
 
