@@ -108,3 +108,23 @@ t.test('watches still in flight when their connection closes leave no pin or lis
   await eventually(() => n0.router.table.pinnedSize === 0, 5000, `no pins left (have ${n0.router.table.pinnedSize})`).catch(() => undefined);
   t.equal(n0.router.table.pinnedSize, 0, 'no pinned routes left');
 });
+
+t.test('an owner node that stops answering: the sender gets error unavailable, with its id', async (t) => {
+  const mesh = new MemoryMesh(t, { nodes: 1, deps: { mesh: { deliveryTimeoutMs: 300, lookupTimeoutMs: 300 } } });
+  await mesh.startAll();
+  const node = mesh.node(0);
+  // A peer that completes the handshake, claims a connection of zed, then never answers anything.
+  const mute = new PeerLink(mesh.net.transport().dial('127.0.0.1:21000'), 'dialer',
+    { id: 'a-mute', incarnation: 'i', advertise: '127.0.0.1:29998', httpPort: 0, adminPort: 0 }, undefined,
+    { ...defaultLinkOptions(), deadAfterMs: 60_000 }, { onEnvelope() {}, onDown() {} });
+  t.teardown(() => mute.close('done'));
+  await mute.up;
+  await eventually(() => node.peers.upLinks().size === 1, 5000, 'mute peer linked');
+  mute.send({ owner: { topic: 'u:zed', count: 1 } });
+  const { c } = await connectAs(`ws://127.0.0.1:${node.httpPort}/ws`, 'alice');
+  t.teardown(() => c.close());
+  const answer = await c.request({ type: 'send', id: 's1', to: 'zed', body: 'anyone?' });
+  t.same({ type: answer['type'], id: answer['id'], code: answer['code'] }, { type: 'error', id: 's1', code: 'unavailable' });
+  t.match(answer['message'], /nothing was delivered/);
+  t.ok(node.router.stats.unavailable >= 1);
+});
