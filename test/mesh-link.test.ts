@@ -128,3 +128,23 @@ t.test('an owner node that stops answering: the sender gets error unavailable, w
   t.match(answer['message'], /nothing was delivered/);
   t.ok(node.router.stats.unavailable >= 1);
 });
+
+t.test('a delivery withdrawn while still queued is never written', async (t) => {
+  const net = new MemoryNetwork();
+  const got: Envelope__Output[] = [];
+  const transport = net.transport();
+  const port = await transport.listen('127.0.0.1', 0, (stream) => {
+    new PeerLink(stream, 'acceptor', self, undefined, defaultLinkOptions(), { onEnvelope: (_l, env) => got.push(env), onDown() {} });
+  });
+  const link = new PeerLink(net.transport().dial(`127.0.0.1:${port}`), 'dialer', { ...self, id: 'a' }, undefined, defaultLinkOptions(), { onEnvelope() {}, onDown() {} });
+  t.teardown(() => link.close('done'));
+  // Queued before the handshake completes, so both wait in the link's queue.
+  const withdrawn = { deliver: { id: 1, topic: 'u:x', data: 'late', exceptSession: '', acceptedAtMs: 0 } };
+  const kept = { deliver: { id: 2, topic: 'u:x', data: 'kept', exceptSession: '', acceptedAtMs: 0 } };
+  t.ok(link.send(withdrawn));
+  t.ok(link.send(kept));
+  link.cancel(withdrawn);
+  await link.up;
+  await eventually(() => got.length > 0, 5000, 'delivery arrives');
+  t.same(got.map((e) => e.deliver?.data), ['kept'], 'only the kept delivery was written');
+});

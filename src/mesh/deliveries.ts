@@ -4,6 +4,7 @@ import type { PeerLink } from './link.js';
 import type { RouteAnswer } from './lookups.js';
 import { PendingRequests } from './pending.js';
 import type { MeshStats } from './stats.js';
+import type { Envelope } from './wire.js';
 
 /** What an owner node answered to one delivery. */
 type Result = { readonly count: number; readonly notHere: boolean };
@@ -122,11 +123,15 @@ export class Deliveries {
     // First time: heal like "not here" (ask the home again). Still no link after that: unavailable.
     if (!link) return Promise.resolve(mayRetry ? NO_LINK : 'unavailable');
     return new Promise((resolve) => {
-      const id = this.pending.add(peer, resolve, (why) => resolve(why === 'gone' ? GONE : 'unavailable'));
+      let env: Envelope | undefined;
+      const id = this.pending.add(peer, resolve, (why) => {
+        // Answered unavailable: if the delivery is still queued here, it must never leave.
+        if (why === 'timeout' && env) link.cancel(env);
+        resolve(why === 'gone' ? GONE : 'unavailable');
+      });
+      env = { deliver: { id, topic, data, exceptSession: except ?? '', acceptedAtMs: acceptedAt } };
       this.host.stats.deliveriesOut++;
-      if (!link.send({ deliver: { id, topic, data, exceptSession: except ?? '', acceptedAtMs: acceptedAt } })) {
-        this.pending.fail(id, 'timeout');
-      }
+      if (!link.send(env)) this.pending.fail(id, 'timeout');
     });
   }
 }

@@ -99,6 +99,8 @@ export class PeerLink {
   private readonly out: Batcher<Envelope>;
   private congested = false;
   private queuedBytes = 0;
+  /** Withdrawn envelopes that may still be queued; emptied whenever the queue is. */
+  private readonly cancelled = new Set<Envelope>();
   private drainWaiters: Array<() => void> = [];
   private lastSent = Date.now();
   private lastReceived = Date.now();
@@ -158,6 +160,14 @@ export class PeerLink {
     return true;
   }
 
+  /**
+   * Withdraws an envelope that is still queued (a delivery already answered `unavailable`), so it
+   * is never written. Envelopes already handed to the stream cannot be withdrawn.
+   */
+  cancel(env: Envelope): void {
+    if (this.out.size > 0) this.cancelled.add(env);
+  }
+
   /** Says goodbye and ends the stream after what is queued. */
   close(reason: string): void {
     if (this.state === 'closed') return;
@@ -187,9 +197,15 @@ export class PeerLink {
     this.lastSent = Date.now();
   }
 
-  private write(items: Envelope[]): void {
-    for (const env of items) this.queuedBytes -= sizeOf(env);
+  private write(all: Envelope[]): void {
+    for (const env of all) this.queuedBytes -= sizeOf(env);
     if (this.state === 'closed') return;
+    let items = all;
+    if (this.cancelled.size > 0) {
+      items = all.filter((env) => !this.cancelled.has(env));
+      if (this.out.size === 0) this.cancelled.clear();
+      if (items.length === 0) return;
+    }
     this.stats.batchesOut++;
     this.stats.itemsOut += items.length;
     this.onBatchSent?.(items.length);
