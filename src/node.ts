@@ -123,6 +123,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
       gossipBatchesIn: batchesIn, gossipBatchesOut: batchesOut,
       unavailable: m.unavailable, slowConsumers: stats.slowConsumers, errors: { ...stats.errors },
       members: router.liveMembers().length,
+      ownerDeltasOut: m.ownerDeltasOut, ownerDeltasIn: m.ownerDeltasIn, snapshotsOut: m.snapshotsOut, snapshotsIn: m.snapshotsIn,
+      digestsOut: m.digestsOut, digestMismatches: m.digestMismatches, membershipChanges: m.membershipChanges,
     };
   };
   const metrics = createMetrics(statsView);

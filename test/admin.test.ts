@@ -101,6 +101,7 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
     t.equal(Number(s['connections']), 2);
     t.equal(Number(s['users']), 1);
     t.equal(Number(s['members']), 3);
+    t.ok(Number(s['membershipChanges']) >= 2, 'membership changes counted');
   });
 
   t.test('health: SERVING on the admin and mesh ports; reflection lists the services', async (t) => {
@@ -150,7 +151,7 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${a.httpPort}/metrics`)).text();
     const value = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     const before = await scrape();
-    for (const s of ['chatmesh_direct_messages_total', 'chatmesh_connections', 'chatmesh_route_cache_entries', 'chatmesh_mesh_deliveries_out_total', 'chatmesh_delivery_latency_seconds_count', 'chatmesh_mesh_batch_size_count', 'process_cpu_user_seconds_total']) {
+    for (const s of ['chatmesh_direct_messages_total', 'chatmesh_membership_changes_total', 'chatmesh_snapshots_out_total', 'chatmesh_connections', 'chatmesh_route_cache_entries', 'chatmesh_mesh_deliveries_out_total', 'chatmesh_delivery_latency_seconds_count', 'chatmesh_mesh_batch_size_count', 'process_cpu_user_seconds_total']) {
       t.ok(Number.isFinite(value(before, s)), `${s} present`);
     }
     for (let i = 0; i < 5; i++) t.equal((await alice1.request({ type: 'send', id: `m${i}`, to: 'carol', body: 'hi' }))['status'], 'delivered');

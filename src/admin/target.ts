@@ -44,6 +44,13 @@ export interface NodeStatsView {
   readonly slowConsumers: number;
   readonly errors: Readonly<Record<string, number>>;
   readonly members: number;
+  readonly ownerDeltasOut: number;
+  readonly ownerDeltasIn: number;
+  readonly snapshotsOut: number;
+  readonly snapshotsIn: number;
+  readonly digestsOut: number;
+  readonly digestMismatches: number;
+  readonly membershipChanges: number;
 }
 
 /** What the admin API needs from a node. Every method may be called concurrently. */

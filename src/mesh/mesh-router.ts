@@ -154,26 +154,17 @@ export class MeshRouter implements Router {
     const acceptedAt = this.opts.clock.now();
     const local = this.hub.deliver(topic, data, exceptSession);
     if (local > 0) this.onDeliveryLatency?.(this.opts.clock.now() - acceptedAt);
+    const send = (owners: ReadonlyMap<string, number>): Promise<number> =>
+      this.deliveries.toOwners(topic, owners, data, exceptSession, acceptedAt, local);
     // Keep order behind a stale route being healed, and behind an outstanding lookup.
     const healing = this.deliveries.healing(topic);
-    if (healing) {
-      return healing.then(() => this.resolve(topic)).then(
-        (a) => this.deliveries.toOwners(topic, a.owners, data, exceptSession, acceptedAt, local),
-        (err: unknown) => {
-          if (local > 0) return local;
-          throw unavailable(this.stats, err);
-        },
-      );
-    }
-    const route = this.lookups.pending(topic) ? undefined : this.routeNow(topic);
-    if (route) return this.deliveries.toOwners(topic, route.owners, data, exceptSession, acceptedAt, local);
-    return this.lookups.lookup(topic).then(
-      (a) => this.deliveries.toOwners(topic, a.owners, data, exceptSession, acceptedAt, local),
-      (err: unknown) => {
-        if (local > 0) return local;
-        throw unavailable(this.stats, err);
-      },
-    );
+    const route = healing || this.lookups.pending(topic) ? undefined : this.routeNow(topic);
+    if (route) return send(route.owners);
+    const later = healing ? healing.then(() => this.resolve(topic)) : this.lookups.lookup(topic);
+    return later.then((a) => send(a.owners), (err: unknown) => {
+      if (local > 0) return local;
+      throw unavailable(this.stats, err);
+    });
   }
 
   // ---------------------------------------------------------------- routes

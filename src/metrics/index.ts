@@ -30,6 +30,13 @@ const COUNTERS: Array<[CounterKey, string, string]> = [
   ['gossipBatchesOut', 'mesh_batches_out', 'Batches sent on peer links'],
   ['unavailable', 'unavailable', 'Publishes answered unavailable'],
   ['slowConsumers', 'slow_consumers', 'Clients dropped as slow consumers'],
+  ['ownerDeltasOut', 'owner_deltas_out', 'Ownership changes sent to topic homes'],
+  ['ownerDeltasIn', 'owner_deltas_in', 'Ownership changes received as a topic home'],
+  ['snapshotsOut', 'snapshots_out', 'Full ownership re-sends to homes'],
+  ['snapshotsIn', 'snapshots_in', 'Full ownership re-sends applied as a home'],
+  ['digestsOut', 'digests_out', 'Anti-entropy digests sent'],
+  ['digestMismatches', 'digest_mismatches', 'Anti-entropy digests that disagreed (lost changes healed)'],
+  ['membershipChanges', 'membership_changes', 'Changes of the live members seen'],
 ];
 
 /** Gauges: exported as `chatmesh_<name>`. */
