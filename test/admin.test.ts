@@ -159,6 +159,8 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
     t.equal(value(after, 'chatmesh_direct_messages_total') - value(before, 'chatmesh_direct_messages_total'), 5);
     t.ok(value(after, 'chatmesh_mesh_deliveries_out_total') >= value(before, 'chatmesh_mesh_deliveries_out_total') + 5, 'deliveries to carol\'s node');
     t.ok(value(after, 'chatmesh_mesh_batch_size_count') > value(before, 'chatmesh_mesh_batch_size_count'), 'batches observed');
+    await alice1.request({ type: 'shout', id: 'bad' });
+    t.match(await scrape(), /^chatmesh_client_errors_total\{code="unknown_type"\} [1-9]/m, 'client errors counted by code');
     const cm = await (await fetch(`http://127.0.0.1:${c.httpPort}/metrics`)).text();
     t.ok(value(cm, 'chatmesh_delivery_latency_seconds_count') >= 5, 'latency observed where carol reads');
   });

@@ -82,10 +82,15 @@ export function createMetrics(read: () => NodeStatsView): NodeMetrics {
   for (const [key, name, help] of GAUGES) {
     new Gauge({ name: `chatmesh_${name}`, help, registers: [registry], collect() { this.set(current()[key] as number); } });
   }
-  const errors = new Gauge({
-    name: 'chatmesh_client_errors', help: 'Client error frames sent, by code (monotonic)', labelNames: ['code'], registers: [registry],
+  const lastErrors = new Map<string, number>();
+  new Counter({
+    name: 'chatmesh_client_errors_total', help: 'Client error frames sent, by code', labelNames: ['code'], registers: [registry],
     collect() {
-      for (const [code, n] of Object.entries(current().errors)) errors.set({ code }, n);
+      for (const [code, n] of Object.entries(current().errors)) {
+        const last = lastErrors.get(code) ?? 0;
+        if (n > last) this.inc({ code }, n - last);
+        lastErrors.set(code, Math.max(last, n));
+      }
     },
   });
   const latency = new Histogram({
