@@ -85,7 +85,10 @@ export class MeshRouter implements Router {
     this.lookups = new Lookups({
       selfId, homeOf, link, stats: this.stats,
       ownAnswer: (topic) => this.routeNow(topic)!,
-      cache: (topic, entry) => { this.table.applyFull(topic, entry); },
+      // A lookup may be what brings a watched topic's newest set: its watchers must hear it too.
+      cache: (topic, entry) => {
+        if (this.table.applyFull(topic, entry)) this.presenceFrom(topic, entry.owners);
+      },
     }, this.opts.lookupTimeoutMs);
     this.deliveries = new Deliveries({
       selfId, link, stats: this.stats,
@@ -249,8 +252,10 @@ export class MeshRouter implements Router {
   /** Re-reads a watched topic's owners (asking its home on a miss) and tells watchers on a change. */
   private refreshPresence(topic: Topic, attempt = 0): void {
     if (!this.watchers.has(topic)) return;
+    // Retried while the topic is watched and its home cannot give a firm answer (back-off to 2 s;
+    // the home's barrier is bounded, so this ends).
     const again = (): void => {
-      if (attempt < 5) setTimeout(() => this.refreshPresence(topic, attempt + 1), 200 * (attempt + 1)).unref();
+      if (attempt < 20) setTimeout(() => this.refreshPresence(topic, attempt + 1), Math.min(200 * (attempt + 1), 2000)).unref();
     };
     this.resolve(topic).then((a) => (a.tentative ? again() : this.presenceFrom(topic, a.owners)), again);
   }
