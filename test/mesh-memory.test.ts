@@ -162,6 +162,13 @@ t.test(`5 nodes, route cache of 4, hundreds of users with devices on several nod
   };
   for (const i of [0, 1, 2, 4]) {
     await eventually(() => wrongWatched(i).length === 0, 10_000, `node ${i} presence events: wrong for ${wrongWatched(i).join(',')}`).catch(() => undefined);
+    if (process.env['MESH_DEBUG']) {
+      for (const u of wrongWatched(i)) {
+        const topic = userTopic(u);
+        const info = [...mesh.nodes.values()].map((n) => ({ node: n.id, home: n.router.homeOf(topic), dir: n.router.directory.get(topic) && [...n.router.directory.get(topic)!.owners], table: n.router.table.peek(topic) && [...n.router.table.peek(topic)!.owners], tseq: n.router.table.peek(topic)?.seq, thome: n.router.table.peek(topic)?.home }));
+        console.error(JSON.stringify({ u, truth: world.online(u), devices: world.devices.get(u)?.map((d) => d.node), events: events.get(mesh.id(i))!.filter((e) => e.user === u), info }, null, 1));
+      }
+    }
     t.same(wrongWatched(i), [], `node ${i}: last presence event of every watched user is the truth`);
     t.equal(lastEvents(i).repeats, 0, `node ${i}: no repeated presence event`);
   }

@@ -223,10 +223,11 @@ export class MeshRouter implements Router {
       this.table.unpin(topic);
       throw new ChatError(ErrorCode.Unavailable, 'presence of this user is unknown now (its home is unreachable)', { cause: err });
     }
-    const fresh = this.watchers.add(topic, listener, a.owners.size > 0);
+    const online = (this.newestOwners(topic) ?? a.owners).size > 0;
+    const fresh = this.watchers.add(topic, listener, online);
     // A home still rebuilding answered: look again once it has every owner's snapshot.
     if (a.tentative) setTimeout(() => this.refreshPresence(topic), 200).unref();
-    if (fresh) return a.owners.size > 0;
+    if (fresh) return online;
     // Another local watcher already holds the pin and a status; keep one pin per watched topic.
     this.table.unpin(topic);
     return this.watchers.status(topic)!;
@@ -257,7 +258,18 @@ export class MeshRouter implements Router {
     const again = (): void => {
       if (attempt < 20) setTimeout(() => this.refreshPresence(topic, attempt + 1), Math.min(200 * (attempt + 1), 2000)).unref();
     };
-    this.resolve(topic).then((a) => (a.tentative ? again() : this.presenceFrom(topic, a.owners)), again);
+    this.resolve(topic).then((a) => (a.tentative ? again() : this.presenceFrom(topic, this.newestOwners(topic) ?? a.owners)), again);
+  }
+
+  /**
+   * The newest complete set this node holds for a topic, if any. A lookup answer can be older than
+   * a broadcast that overtook it (and was already applied); presence must follow the newest.
+   */
+  private newestOwners(topic: Topic): ReadonlyMap<string, number> | undefined {
+    const home = this.homeOf(topic);
+    if (home === this.selfId) return this.directory.lookup(topic).owners;
+    const e = this.table.peek(topic);
+    return e && e.home === home ? e.owners : undefined;
   }
 
   // ---------------------------------------------------------------- home side
