@@ -55,6 +55,11 @@ export function buildProgram(): Command {
     .addOption(flag('--jwt-secret <secret>', 'HS256 secret for client tokens; required with --auth jwt'))
     .addOption(flag('--mesh-secret <secret>', 'shared secret every peer must present'))
     .addOption(flag('--admin-token <token>', 'bearer token of the admin API; without one the admin API listens on loopback only'))
+    .addOption(flag('--insecure-mesh', 'allow the mesh on a non-loopback address with neither --mesh-secret nor mesh TLS'))
+    .addOption(flag('--mesh-tls-cert <file>', 'mesh mutual TLS: this node\'s certificate (PEM)'))
+    .addOption(flag('--mesh-tls-key <file>', 'mesh mutual TLS: this node\'s private key (PEM)'))
+    .addOption(flag('--mesh-tls-ca <file>', 'mesh mutual TLS: the CA that signs every peer\'s certificate (PEM)'))
+    .addOption(flag('--consul-token <token>', 'consul discovery: ACL token sent with every Consul call (default: CONSUL_HTTP_TOKEN)'))
     .addOption(flag('--route-cache-size <n>', 'max entries of the LRU routing table (default: 1000000)', int))
     .addOption(flag('--log-level <level>', 'log level (default: info)').choices([...LOG_LEVELS]))
     .addOption(flag('--rate-limit <perSec>', 'frames per second one connection may send (default: 100)', positive))
@@ -79,6 +84,11 @@ export function buildProgram(): Command {
         meshSecret: o['meshSecret'] as string | undefined,
         adminToken: o['adminToken'] as string | undefined,
         routeCacheSize: o['routeCacheSize'] as number | undefined,
+        insecureMesh: o['insecureMesh'] === true ? true : undefined,
+        meshTlsCert: o['meshTlsCert'] as string | undefined,
+        meshTlsKey: o['meshTlsKey'] as string | undefined,
+        meshTlsCa: o['meshTlsCa'] as string | undefined,
+        consulToken: (o['consulToken'] as string | undefined) ?? (process.env['CONSUL_HTTP_TOKEN'] || undefined),
         logLevel: o['logLevel'] as LogLevel | undefined,
         gateway: {
           rateLimitPerSec: o['rateLimit'] as number | undefined,

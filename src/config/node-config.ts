@@ -32,6 +32,15 @@ export interface NodeConfig {
   readonly adminToken: string | undefined;
   /** Max entries of the LRU routing table. Default 1,000,000. */
   readonly routeCacheSize: number;
+  /** Allow a mesh on a non-loopback address with neither a mesh secret nor mesh TLS. Default false. */
+  readonly insecureMesh: boolean;
+  /** Mutual TLS on peer links: PEM file paths of this node's certificate, its key, and the CA that
+   *  signs every peer's certificate. All three or none. */
+  readonly meshTlsCert: string | undefined;
+  readonly meshTlsKey: string | undefined;
+  readonly meshTlsCa: string | undefined;
+  /** Consul ACL token sent with every Consul call (`--consul-token`, else `CONSUL_HTTP_TOKEN`). */
+  readonly consulToken: string | undefined;
   readonly logLevel: LogLevel;
   readonly gateway: GatewayOptions;
 }
@@ -82,6 +91,11 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
     meshSecret: i.meshSecret,
     adminToken: i.adminToken,
     routeCacheSize: i.routeCacheSize ?? 1_000_000,
+    insecureMesh: i.insecureMesh ?? false,
+    meshTlsCert: i.meshTlsCert,
+    meshTlsKey: i.meshTlsKey,
+    meshTlsCa: i.meshTlsCa,
+    consulToken: i.consulToken,
     logLevel: i.logLevel ?? 'info',
     gateway: { ...defaultGatewayOptions(), ...Object.fromEntries(Object.entries(i.gateway ?? {}).filter(([, v]) => v !== undefined)) },
   };

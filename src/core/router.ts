@@ -8,8 +8,12 @@ import type { Topic } from './topic.js';
  * called concurrently; publishes from one caller to one topic keep their call order.
  */
 export interface Router {
-  /** Subscribes a local connection to a topic. */
-  subscribe(topic: Topic, sub: Subscriber): void;
+  /**
+   * Subscribes a local connection to a topic. Resolves once the topic's home has recorded this
+   * node as an owner, so that from then on every node of the mesh routes to the connection
+   * (bounded wait: it also resolves when the home cannot be reached in time). Never rejects.
+   */
+  subscribe(topic: Topic, sub: Subscriber): Promise<void>;
   /** Unsubscribes it; a no-op when it was not subscribed. */
   unsubscribe(topic: Topic, sub: Subscriber): void;
   /** True when this local connection is subscribed to the topic. */

@@ -41,6 +41,8 @@ export class ClientConnection implements Subscriber {
   /** Set by every pong and frame; cleared by each heartbeat tick. */
   alive = true;
   private state: State = 'hello';
+  /** Authenticated and subscribed to its user topic (from before the welcome until cleanup). */
+  private registered = false;
   private corked = false;
   private pending: string[] = [];
   private readonly rooms = new Set<string>();
@@ -176,9 +178,13 @@ export class ClientConnection implements Subscriber {
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
     this.user = user;
-    this.state = 'ready';
+    this.registered = true;
     this.ctx.stats.authenticated++;
-    this.ctx.router.subscribe(userTopic(user), this);
+    // Routable at welcome: the welcome goes out once the user's home knows this connection.
+    // Frames that arrive meanwhile wait in `pending`, as before the hello was checked.
+    await this.ctx.router.subscribe(userTopic(user), this);
+    if (this.state !== 'auth') return; // closed meanwhile
+    this.state = 'ready';
     const welcome = { type: 'welcome' as const, user, node: this.ctx.nodeId, session: this.session };
     this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
     const pending = this.pending;
@@ -249,8 +255,11 @@ export class ClientConnection implements Subscriber {
           throw new ChatError(ErrorCode.BadRequest, `a connection may join at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
         }
         this.rooms.add(frame.room);
-        this.ctx.router.subscribe(roomTopic(frame.room), this);
-        return this.ack(frame.id);
+        // Acked once the room's home knows this member: a publish after the ack reaches it.
+        void this.ctx.router.subscribe(roomTopic(frame.room), this).then(() => {
+          if (this.state === 'ready') this.ack(frame.id);
+        });
+        return;
       case 'leave':
         this.rooms.delete(frame.room);
         this.ctx.router.unsubscribe(roomTopic(frame.room), this);
@@ -323,7 +332,8 @@ export class ClientConnection implements Subscriber {
 
   private cleanup(): void {
     if (this.state === 'closed') return;
-    const wasReady = this.state === 'ready';
+    const wasReady = this.registered;
+    this.registered = false;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
     this.pending = [];

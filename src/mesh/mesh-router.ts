@@ -123,10 +123,11 @@ export class MeshRouter implements Router {
 
   // ---------------------------------------------------------------- local connections (owner side)
 
-  subscribe(topic: Topic, sub: Subscriber): void {
+  subscribe(topic: Topic, sub: Subscriber): Promise<void> {
     const before = this.hub.count(topic);
     this.hub.add(topic, sub);
     if (this.hub.count(topic) !== before) this.ownerChanged(topic);
+    return Promise.resolve();
   }
 
   unsubscribe(topic: Topic, sub: Subscriber): void {
