@@ -81,12 +81,14 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     log.warn('AUTH IS OFF (--auth dev): any client may claim any user name. Use --auth jwt --jwt-secret in production.');
   }
   const advertise = `${config.advertise.includes(':') ? `[${config.advertise}]` : config.advertise}:${meshPort}`;
+  let metrics: ReturnType<typeof createMetrics> | undefined;
   const router = new MeshRouter({
     ...deps.mesh,
     self: { id, incarnation, advertise, httpPort: 0, adminPort: 0 },
     routeCacheSize: config.routeCacheSize,
     log,
     clock,
+    onDeliveryLatency: (ms) => metrics?.observeDelivery(ms),
   });
   const stats = new GatewayStats();
   const gateway = new Gateway({
@@ -127,11 +129,11 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
       digestsOut: m.digestsOut, digestMismatches: m.digestMismatches, membershipChanges: m.membershipChanges,
     };
   };
-  const metrics = createMetrics(statsView);
-  router.onDeliveryLatency = (ms) => metrics.observeDelivery(ms);
+  const nodeMetrics = createMetrics(statsView);
+  metrics = nodeMetrics;
   const http = await startHttpServer({ host: config.host, port: config.httpPort, log }, {
     upgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
-    metrics: () => metrics.render(),
+    metrics: () => nodeMetrics.render(),
     ready: () => discovered && !draining,
     health: () => ({
       node: id, incarnation, connections: stats.connections, draining, discovered,
@@ -160,7 +162,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     ...(deps.retryMaxMs !== undefined && { retryMaxMs: deps.retryMaxMs }),
   }, {
     onUp: (link) => {
-      link.onBatchSent = (n) => metrics.observeBatch(n);
+      link.onBatchSent = (n) => nodeMetrics.observeBatch(n);
       router.peerUp(link);
     },
     onDown: (link) => {
@@ -178,6 +180,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
       const closed = stats.connections;
       log.info({ connections: closed }, 'draining: deregistering and asking clients to reconnect elsewhere');
       gateway.stopAccepting();
+      // Users whose clients reconnect elsewhere must not look offline meanwhile.
+      router.startDrain();
       const [deregistered] = await Promise.all([
         discovery.deregister().then(() => true, (err: unknown) => {
           log.warn({ err }, 'deregistration failed');
@@ -213,6 +217,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   const shutdown = async (graceful: boolean): Promise<void> => {
     if (graceful) {
       await drain();
+      // Give the closed clients time to reconnect elsewhere before this node's users are released.
+      await router.lingerDone();
       // Let the owner deltas of the closed clients leave before saying goodbye.
       await new Promise((r) => setImmediate(r));
     }

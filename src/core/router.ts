@@ -2,6 +2,18 @@ import type { Subscriber } from './local-hub.js';
 import type { PresenceListener } from './watchers.js';
 import type { Topic } from './topic.js';
 
+/** Options of {@link Router.publish}. */
+export interface PublishOptions {
+  /** The message id, if the frame is a message: a node writes one id to a topic at most once. */
+  readonly msg?: string;
+  /**
+   * Resolve 0 ("nobody got it": offline, no subscribers) only after the topic's home confirmed
+   * that nobody holds it; when no firm answer can be had, reject with `unavailable` instead.
+   * Default true; false for copies whose count nobody reads (a sender's other devices).
+   */
+  readonly confirm?: boolean;
+}
+
 /**
  * Where the gateway sends everything: subscriptions, publishes, presence. A single node routes
  * locally (`LocalRouter`); the mesh routes to the nodes that own a topic. Every method may be
@@ -24,7 +36,7 @@ export interface Router {
    * a `ChatError` `unavailable` when the topic could not be routed now (then nothing was delivered
    * by the failed part).
    */
-  publish(topic: Topic, data: string, exceptSession?: string): Promise<number>;
+  publish(topic: Topic, data: string, exceptSession?: string, options?: PublishOptions): Promise<number>;
   /** Resolves whether each topic has a connection anywhere now. */
   online(topics: readonly Topic[]): Promise<Map<Topic, boolean>>;
   /**

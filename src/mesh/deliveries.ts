@@ -13,6 +13,19 @@ const GONE: Result = { count: 0, notHere: false };
 /** An owner we have no link to: the route is stale (a dead node) or ahead of us (a joining one). */
 const NO_LINK: Result = { count: 0, notHere: true };
 
+/** One message on its way to a topic's owner nodes. */
+export interface DeliveryJob {
+  readonly topic: Topic;
+  /** The encoded client frame. */
+  readonly data: string;
+  /** A local connection that must not get it (the sender's). */
+  readonly except: string | undefined;
+  /** When this node accepted it, ms since the epoch. */
+  readonly acceptedAt: number;
+  /** Its message id, if it is a message: owner nodes write one id to a topic at most once. */
+  readonly msg: string | undefined;
+}
+
 /** What deliveries need from the router. */
 export interface DeliveryHost {
   readonly selfId: string;
@@ -43,9 +56,10 @@ export class Deliveries {
     this.pending = new PendingRequests(timeoutMs);
   }
 
-  /** Delivers to every owner but this node; resolves with `local` plus what they wrote. */
-  toOwners(topic: Topic, owners: ReadonlyMap<string, number>, data: string, except: string | undefined, acceptedAt: number, local: number): Promise<number> {
-    return this.send(topic, owners, data, except, acceptedAt, local, true, undefined);
+  /** Delivers to every owner but this node; resolves with `local` plus what they wrote. A stale
+   *  route ("not here") is healed once when `mayRetry`. */
+  toOwners(job: DeliveryJob, owners: ReadonlyMap<string, number>, local: number, mayRetry = true): Promise<number> {
+    return this.send(job, owners, local, mayRetry, undefined);
   }
 
   /** While a stale route of `topic` is being healed: resolves when the retry has gone out. */
@@ -67,28 +81,24 @@ export class Deliveries {
     this.pending.close();
   }
 
-  private send(
-    topic: Topic, owners: ReadonlyMap<string, number>, data: string, except: string | undefined,
-    acceptedAt: number, local: number, mayRetry: boolean, skip: ReadonlySet<string> | undefined,
-  ): Promise<number> {
+  private send(job: DeliveryJob, owners: ReadonlyMap<string, number>, local: number, mayRetry: boolean, skip: ReadonlySet<string> | undefined): Promise<number> {
     const targets: string[] = [];
     for (const id of owners.keys()) if (id !== this.host.selfId && !skip?.has(id)) targets.push(id);
     // Most publishes touch no other node, or one: keep those paths free of extra promises.
     if (targets.length === 0) return Promise.resolve(local);
-    const settle = (rs: ReadonlyArray<Result | 'unavailable'>): Promise<number> =>
-      this.settle(topic, rs, targets, data, except, acceptedAt, local, mayRetry, skip);
+    const settle = (rs: ReadonlyArray<Result | 'unavailable'>): Promise<number> => this.settle(job, rs, targets, local, mayRetry, skip);
     if (targets.length === 1) {
-      return this.one(targets[0]!, topic, data, except, acceptedAt, mayRetry).then((r) =>
+      return this.one(targets[0]!, job, mayRetry).then((r) =>
         // The common answer (written, or written to nobody) settles without another promise.
         r !== 'unavailable' && !r.notHere ? local + r.count : settle([r]));
     }
-    return Promise.all(targets.map((id) => this.one(id, topic, data, except, acceptedAt, mayRetry))).then(settle);
+    return Promise.all(targets.map((id) => this.one(id, job, mayRetry))).then(settle);
   }
 
   private async settle(
-    topic: Topic, results: ReadonlyArray<Result | 'unavailable'>, targets: readonly string[], data: string,
-    except: string | undefined, acceptedAt: number, local: number, mayRetry: boolean, skip: ReadonlySet<string> | undefined,
+    job: DeliveryJob, results: ReadonlyArray<Result | 'unavailable'>, targets: readonly string[], local: number, mayRetry: boolean, skip: ReadonlySet<string> | undefined,
   ): Promise<number> {
+    const topic = job.topic;
     let total = local;
     let failed = 0;
     let stale = false;
@@ -104,7 +114,7 @@ export class Deliveries {
       this.host.dropRoute(topic);
       const delivered = total;
       const retry = this.host.lookup(topic)
-        .then((fresh) => this.send(topic, fresh.owners, data, except, acceptedAt, delivered, false, new Set([...(skip ?? []), ...targets])))
+        .then((fresh) => this.send(job, fresh.owners, delivered, false, new Set([...(skip ?? []), ...targets])))
         .catch(() => delivered);
       // Later publishes to this topic wait for the retry, so they cannot overtake it.
       const gate = retry.then(() => undefined);
@@ -118,7 +128,7 @@ export class Deliveries {
     return total;
   }
 
-  private one(peer: string, topic: Topic, data: string, except: string | undefined, acceptedAt: number, mayRetry: boolean): Promise<Result | 'unavailable'> {
+  private one(peer: string, job: DeliveryJob, mayRetry: boolean): Promise<Result | 'unavailable'> {
     const link = this.host.link(peer);
     // First time: heal like "not here" (ask the home again). Still no link after that: unavailable.
     if (!link) return Promise.resolve(mayRetry ? NO_LINK : 'unavailable');
@@ -129,7 +139,7 @@ export class Deliveries {
         if (why === 'timeout' && env) link.cancel(env);
         resolve(why === 'gone' ? GONE : 'unavailable');
       });
-      env = { deliver: { id, topic, data, exceptSession: except ?? '', acceptedAtMs: acceptedAt } };
+      env = { deliver: { id, topic: job.topic, data: job.data, exceptSession: job.except ?? '', acceptedAtMs: job.acceptedAt, msg: job.msg ?? '' } };
       this.host.stats.deliveriesOut++;
       if (!link.send(env)) this.pending.fail(id, 'timeout');
     });

@@ -28,7 +28,17 @@ export interface LookupHost {
   ownAnswer(topic: Topic): RouteAnswer;
   /** Stores a complete, non-tentative set from the topic's home in the routing table. */
   cache(topic: Topic, entry: RouteEntry): void;
+  /** This node's view of the live members (sent with every lookup). */
+  membersHash(): number;
   readonly stats: MeshStats;
+}
+
+/** No firm answer could be had in time: the caller must answer `unavailable`, never "nobody". */
+export class NoFirmAnswerError extends Error {
+  constructor(topic: Topic, why: string) {
+    super(`no authoritative owner set for ${topic}: ${why}`);
+    this.name = 'NoFirmAnswerError';
+  }
 }
 
 type Waiter = { resolve: (a: RouteAnswer) => void; reject: (e: Error) => void };
@@ -40,6 +50,7 @@ type Waiter = { resolve: (a: RouteAnswer) => void; reject: (e: Error) => void };
  */
 export class Lookups {
   private readonly inFlight = new Map<Topic, Promise<RouteAnswer>>();
+  private readonly confirming = new Map<Topic, Promise<RouteAnswer>>();
   private readonly batch = new Map<string, Map<Topic, Waiter>>();
   private flushScheduled = false;
   private readonly requests: PendingRequests<{ routes: RouteUpdate__Output[]; tentative: boolean }>;
@@ -50,7 +61,48 @@ export class Lookups {
 
   /** True while a lookup of `topic` is outstanding (publishes to it must queue behind it). */
   pending(topic: Topic): boolean {
-    return this.inFlight.has(topic);
+    return this.inFlight.has(topic) || this.confirming.has(topic);
+  }
+
+  /** The outstanding lookup or confirmation of `topic`, if any (to queue behind it). */
+  current(topic: Topic): Promise<RouteAnswer> | undefined {
+    return this.confirming.get(topic) ?? this.inFlight.get(topic);
+  }
+
+  /**
+   * An authoritative answer: asks the topic's home (never the cache) until it answers firmly —
+   * it is the home in its own view, holds every owner's snapshot for that view, and shares this
+   * node's view — retrying with a short back-off while it is rebuilding. Rejects with
+   * {@link NoFirmAnswerError} after `timeoutMs`. Concurrent calls for one topic share one.
+   * The only source of "nobody owns it" for offline acks and presence.
+   */
+  confirm(topic: Topic, timeoutMs: number): Promise<RouteAnswer> {
+    let p = this.confirming.get(topic);
+    if (p) return p;
+    p = this.confirmLoop(topic, Date.now() + timeoutMs).finally(() => {
+      if (this.confirming.get(topic) === p) this.confirming.delete(topic);
+    });
+    this.confirming.set(topic, p);
+    return p;
+  }
+
+  private async confirmLoop(topic: Topic, deadline: number): Promise<RouteAnswer> {
+    let why = 'timed out';
+    for (let attempt = 0; ; attempt++) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new NoFirmAnswerError(topic, why);
+      try {
+        const a = await withDeadline(this.ask(topic), left);
+        if (a === undefined) throw new NoFirmAnswerError(topic, 'timed out');
+        if (!a.tentative) return a;
+        why = `home ${a.home} is still rebuilding`;
+      } catch (err) {
+        if (err instanceof NoFirmAnswerError) throw err;
+        why = (err as Error).message;
+      }
+      this.host.stats.confirmRetries++;
+      await sleep(Math.min(10 * 2 ** attempt, 200, Math.max(0, deadline - Date.now())));
+    }
   }
 
   /** Asks the topic's home. */
@@ -114,7 +166,7 @@ export class Lookups {
       }
       const id = this.requests.add(home, (reply) => this.answer(home, link.peer!.incarnation, waiters, reply), (why) => failAll(`lookup at ${home}: ${why}`));
       this.host.stats.lookupsOut++;
-      if (!link.send({ lookup: { id, topics: [...waiters.keys()] } })) this.requests.fail(id, 'timeout');
+      if (!link.send({ lookup: { id, topics: [...waiters.keys()], membersHash: this.host.membersHash() } })) this.requests.fail(id, 'timeout');
     }
   }
 
@@ -128,4 +180,17 @@ export class Lookups {
       w.resolve({ topic, home, owners, source: 'asked', seq: entry.seq, tentative: reply.tentative });
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Resolves with `p`'s value, or undefined once `ms` passed first. */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    t.unref();
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e as Error); });
+  });
 }

@@ -1,19 +1,21 @@
-import { LocalHub, WatchRegistry } from '../core/index.js';
-import type { PresenceListener, Router, Subscriber, Topic } from '../core/index.js';
+import { LRUCache } from 'lru-cache';
+import { LocalHub } from '../core/index.js';
+import type { PresenceListener, PublishOptions, Router, Subscriber, Topic } from '../core/index.js';
 import type { Logger } from '../log.js';
-import { ChatError, ErrorCode } from '../protocol/index.js';
 import { OwnerDirectory, Rendezvous, RouteTable, hash53 } from '../routing/index.js';
 import type { RouteEntry } from '../routing/index.js';
 import type { Clock } from '../util/index.js';
 import { Deliveries, unavailable } from './deliveries.js';
+import type { DeliveryJob } from './deliveries.js';
 import type { NodeIdentity, PeerLink } from './link.js';
 import { Lookups } from './lookups.js';
 import type { RouteAnswer } from './lookups.js';
+import { PendingRequests } from './pending.js';
+import { Presence } from './presence.js';
 import { Resync } from './resync.js';
 import { invalidEnvelope } from './validate.js';
 import { MeshStats } from './stats.js';
 import type { Envelope__Output } from './wire.js';
-
 
 /** Options of the mesh router. */
 export interface MeshRouterOptions {
@@ -26,13 +28,27 @@ export interface MeshRouterOptions {
   readonly deliveryTimeoutMs?: number;
   /** A lookup unanswered for this long fails, in ms. Default 3000. */
   readonly lookupTimeoutMs?: number;
+  /** Longest a negative answer (offline, no subscribers, presence offline) waits for the home to
+   *  confirm it; then the client gets `unavailable` instead, in ms. Default 5000. */
+  readonly confirmTimeoutMs?: number;
+  /** Longest a new connection's welcome (or a join's ack) waits for its home to record it, in ms.
+   *  Default 3000. */
+  readonly ownerAckTimeoutMs?: number;
+  /** While draining, a user whose last connection here closed stays registered this long, so
+   *  watchers see no offline flap when the client reconnects to another node, in ms. Default 2000. */
+  readonly drainLingerMs?: number;
+  /** Message ids remembered per node so that no delivery writes one message twice. Default 32768. */
+  readonly dedupeWindow?: number;
   /** Period of the anti-entropy digest exchange, in ms. Default 10000. */
   readonly antiEntropyMs?: number;
   /** Topics per snapshot chunk. Default 500. */
   readonly snapshotChunk?: number;
-  /** Max time a home waits for owners' snapshots after a membership change before it answers
-   *  lookups as authoritative anyway, in ms. Default 3000. */
+  /** After a membership change, a home holds back changed owner sets until every owner has
+   *  re-sent its topics, at most this long; then it sends them marked as not authoritative, in ms.
+   *  Default 3000. (Its negative answers wait for every owner regardless.) */
   readonly barrierTimeoutMs?: number;
+  /** Called with the end-to-end latency of each delivery written here, in ms. */
+  readonly onDeliveryLatency?: (ms: number) => void;
 }
 
 /** A row of the routing table listing (admin `routes`). */
@@ -45,13 +61,18 @@ export interface RouteRow {
   readonly pinned: boolean;
 }
 
+type Resolved = Required<Omit<MeshRouterOptions, 'onDeliveryLatency'>> & Pick<MeshRouterOptions, 'onDeliveryLatency'>;
+
 /**
  * Routes topics across the mesh (design.md): this node is authoritative for its own connections
  * (`hub`); each topic has a home (rendezvous hashing over live members) that keeps the complete
  * owner set and broadcasts every change of it to all peers, which cache it in a bounded LRU; a miss
  * asks the home (`Lookups`); deliveries go straight to the owner nodes (`Deliveries`); homes are
- * rebuilt from owners after membership changes and checked by anti-entropy (`Resync`). All methods
- * are safe to call at any time; publishes from one caller to one topic keep their order.
+ * rebuilt from owners after membership changes and checked by anti-entropy (`Resync`); `Presence`
+ * tells watchers. Negative answers are authoritative: "nobody" is only ever answered after the
+ * topic's home confirmed it under this node's view of the members, and a new connection is
+ * recorded at its home before its welcome. All methods are safe to call at any time; publishes
+ * from one caller to one topic keep their order.
  */
 export class MeshRouter implements Router {
   readonly hub = new LocalHub();
@@ -59,35 +80,55 @@ export class MeshRouter implements Router {
   readonly directory: OwnerDirectory;
   readonly stats = new MeshStats();
   private members: Rendezvous;
+  private view = 0;
   private readonly links = new Map<string, PeerLink>();
-  private readonly watchers = new WatchRegistry();
+  private readonly presence: Presence;
   private readonly lookups: Lookups;
   private readonly deliveries: Deliveries;
   private readonly resync: Resync;
+  private readonly ownerAcks: PendingRequests<void>;
+  /** topic + message id → connections written, for deliveries from peers. */
+  private readonly written: LRUCache<string, number>;
   private readonly antiEntropy: NodeJS.Timeout;
-  private refreshTimer: NodeJS.Timeout | undefined;
   /** Topics whose changed sets wait for the end of the snapshot barrier. */
   private readonly heldBack = new Set<Topic>();
   private barrierTimer: NodeJS.Timeout | undefined;
+  private draining = false;
+  private readonly lingering = new Map<Topic, NodeJS.Timeout>();
+  private lingerWaiters: Array<() => void> = [];
   private closed = false;
-  private readonly opts: Required<MeshRouterOptions>;
-  /** Called with the end-to-end latency of each delivery written here, in ms. */
-  onDeliveryLatency: ((ms: number) => void) | undefined;
+  private readonly opts: Resolved;
 
   constructor(opts: MeshRouterOptions) {
-    this.opts = { deliveryTimeoutMs: 5000, lookupTimeoutMs: 3000, antiEntropyMs: 10_000, snapshotChunk: 500, barrierTimeoutMs: 3000, ...opts };
+    this.opts = {
+      deliveryTimeoutMs: 5000, lookupTimeoutMs: 3000, confirmTimeoutMs: 5000, ownerAckTimeoutMs: 3000, drainLingerMs: 2000,
+      dedupeWindow: 32_768, antiEntropyMs: 10_000, snapshotChunk: 500, barrierTimeoutMs: 3000, ...opts,
+    };
     this.table = new RouteTable({ maxEntries: opts.routeCacheSize });
     this.directory = new OwnerDirectory({ nodeId: opts.self.id, incarnation: opts.self.incarnation });
     this.members = new Rendezvous([opts.self.id]);
+    this.ownerAcks = new PendingRequests(this.opts.ownerAckTimeoutMs);
+    this.written = new LRUCache({ max: this.opts.dedupeWindow });
     const selfId = opts.self.id;
     const link = (id: string): PeerLink | undefined => this.links.get(id);
     const homeOf = (topic: Topic): string => this.homeOf(topic);
+    this.presence = new Presence({
+      owners: {
+        routeNow: (topic) => this.routeNow(topic),
+        newestOwners: (topic) => this.newestOwners(topic),
+        confirm: (topic) => this.lookups.confirm(topic, this.opts.confirmTimeoutMs),
+        pin: (topic) => this.table.pin(topic),
+        unpin: (topic) => { this.table.unpin(topic); },
+      },
+    });
     this.lookups = new Lookups({
       selfId, homeOf, link, stats: this.stats,
       ownAnswer: (topic) => this.routeNow(topic)!,
+      membersHash: () => this.view,
       // A lookup may be what brings a watched topic's newest set: its watchers must hear it too.
+      // It is cached only when firm, so it is authoritative here.
       cache: (topic, entry) => {
-        if (this.table.applyFull(topic, entry)) this.presenceFrom(topic, entry.owners);
+        if (this.table.applyFull(topic, entry)) this.presence.observe(topic, entry.owners, true);
       },
     }, this.opts.lookupTimeoutMs);
     this.deliveries = new Deliveries({
@@ -116,6 +157,11 @@ export class MeshRouter implements Router {
     return this.members.members;
   }
 
+  /** Hash of this node's view of the live members (ids and incarnations). */
+  get membersView(): number {
+    return this.view;
+  }
+
   /** The home of `topic` in this node's view. */
   homeOf(topic: Topic): string {
     return this.members.home(topic)!;
@@ -126,47 +172,134 @@ export class MeshRouter implements Router {
   subscribe(topic: Topic, sub: Subscriber): Promise<void> {
     const before = this.hub.count(topic);
     this.hub.add(topic, sub);
-    if (this.hub.count(topic) !== before) this.ownerChanged(topic);
-    return Promise.resolve();
+    const t = this.lingering.get(topic);
+    if (t !== undefined) {
+      clearTimeout(t);
+      this.lingering.delete(topic);
+      this.lingerSettled();
+    }
+    if (this.hub.count(topic) === before) return Promise.resolve();
+    return this.ownerChanged(topic, true);
   }
 
   unsubscribe(topic: Topic, sub: Subscriber): void {
     const before = this.hub.count(topic);
     this.hub.remove(topic, sub);
-    if (this.hub.count(topic) !== before) this.ownerChanged(topic);
+    if (this.hub.count(topic) === before) return;
+    if (this.draining && before > 0 && this.hub.count(topic) === 0 && topic.startsWith('u:')) return this.linger(topic);
+    void this.ownerChanged(topic, false);
   }
 
   isSubscribed(topic: Topic, session: string): boolean {
     return this.hub.isSubscribed(topic, session);
   }
 
-  /** Tells the topic's home this node's new connection count of it. */
-  private ownerChanged(topic: Topic): void {
+  /**
+   * Tells the topic's home this node's new connection count of it. With `ack`, resolves once the
+   * home recorded it (or its link went down — then the snapshot to the new home carries it, and
+   * nobody answers "nobody" before that home has it — or after `ownerAckTimeoutMs`).
+   */
+  private ownerChanged(topic: Topic, ack: boolean): Promise<void> {
     const count = this.hub.count(topic);
     const home = this.homeOf(topic);
-    if (home === this.selfId) return this.applyOwner(topic, this.selfId, count);
-    const link = this.links.get(home);
+    if (home === this.selfId) {
+      this.applyOwner(topic, this.selfId, count);
+      return Promise.resolve();
+    }
+    const link = this.links.get(home)!;
     this.stats.ownerDeltasOut++;
-    // A control message that cannot be queued makes the link hopeless: dropping it makes both
-    // sides resync from snapshots when it comes back.
-    if (link && !link.send({ owner: { topic, count } })) link.close('outbound queue full');
+    if (!ack) {
+      // A control message that cannot be queued makes the link hopeless: dropping it makes both
+      // sides resync from snapshots when it comes back.
+      if (!link.send({ owner: { topic, count, ackId: 0 } })) link.close('outbound queue full');
+      return Promise.resolve();
+    }
+    this.stats.ownerAcksWaited++;
+    return new Promise((resolve) => {
+      const ackId = this.ownerAcks.add(home, resolve, (why) => {
+        if (why === 'timeout') {
+          this.stats.ownerAckTimeouts++;
+          this.opts.log.warn({ topic, home }, 'the home did not acknowledge a new owner in time; welcoming anyway');
+        }
+        resolve();
+      });
+      if (!link.send({ owner: { topic, count, ackId } })) {
+        link.close('outbound queue full');
+        this.ownerAcks.fail(ackId, 'gone');
+      }
+    });
+  }
+
+  /** Drain: from now on a user's last connection here lingers (see `drainLingerMs`). */
+  startDrain(): void {
+    this.draining = true;
+  }
+
+  /** Resolves once no user lingers here any more (at most `drainLingerMs` after the drain). */
+  lingerDone(): Promise<void> {
+    if (this.lingering.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.lingerWaiters.push(resolve));
+  }
+
+  private linger(topic: Topic): void {
+    const t = setTimeout(() => {
+      this.lingering.delete(topic);
+      if (this.hub.count(topic) === 0 && !this.closed) void this.ownerChanged(topic, false);
+      this.lingerSettled();
+    }, this.opts.drainLingerMs);
+    t.unref();
+    this.lingering.set(topic, t);
+  }
+
+  private lingerSettled(): void {
+    if (this.lingering.size > 0) return;
+    const w = this.lingerWaiters;
+    this.lingerWaiters = [];
+    for (const f of w) f();
   }
 
   // ---------------------------------------------------------------- publish
 
-  publish(topic: Topic, data: string, exceptSession?: string): Promise<number> {
+  publish(topic: Topic, data: string, exceptSession?: string, options?: PublishOptions): Promise<number> {
     const acceptedAt = this.opts.clock.now();
     const local = this.hub.deliver(topic, data, exceptSession);
-    if (local > 0) this.onDeliveryLatency?.(this.opts.clock.now() - acceptedAt);
-    const send = (owners: ReadonlyMap<string, number>): Promise<number> =>
-      this.deliveries.toOwners(topic, owners, data, exceptSession, acceptedAt, local);
+    if (local > 0) this.opts.onDeliveryLatency?.(this.opts.clock.now() - acceptedAt);
+    const job: DeliveryJob = { topic, data, except: exceptSession, acceptedAt, msg: options?.msg };
     // Keep order behind a stale route being healed, and behind an outstanding lookup.
     const healing = this.deliveries.healing(topic);
-    const route = healing || this.lookups.pending(topic) ? undefined : this.routeNow(topic);
-    if (route) return send(route.owners);
-    const later = healing ? healing.then(() => this.resolve(topic)) : this.lookups.lookup(topic);
-    return later.then((a) => send(a.owners), (err: unknown) => {
-      if (local > 0) return local;
+    const pending = healing ? undefined : this.lookups.current(topic);
+    const route = healing || pending ? undefined : this.routeNow(topic);
+    let sent: Promise<number>;
+    if (route) sent = this.deliveries.toOwners(job, route.owners, local);
+    else {
+      const later = healing ? healing.then(() => this.resolve(topic)) : pending ? pending.catch(() => this.resolve(topic)) : this.lookups.lookup(topic);
+      sent = later.then((a) => this.deliveries.toOwners(job, a.owners, local), (err: unknown) => {
+        if (local > 0) return local;
+        throw unavailable(this.stats, err);
+      });
+    }
+    if (options?.confirm === false) return sent;
+    return sent.then((n) => (n > 0 ? n : this.deliverConfirmed(job)));
+  }
+
+  /**
+   * Nobody got it so far: ask the home for an authoritative set. Owners it names that the route
+   * used did not (a connection the cache did not know of yet) get the message now; only a firm
+   * empty set resolves 0. No firm answer in time: `unavailable`, never a false "nobody".
+   */
+  private deliverConfirmed(job: DeliveryJob): Promise<number> {
+    return this.lookups.confirm(job.topic, this.opts.confirmTimeoutMs).then((firm) => {
+      let others = false;
+      for (const id of firm.owners.keys()) if (id !== this.selfId) others = true;
+      if (!others) {
+        this.stats.confirmedNegatives++;
+        return 0;
+      }
+      return this.deliveries.toOwners(job, firm.owners, 0, false).then((n) => {
+        if (n === 0) this.stats.confirmedNegatives++;
+        return n;
+      });
+    }, (err: unknown) => {
       throw unavailable(this.stats, err);
     });
   }
@@ -201,7 +334,7 @@ export class MeshRouter implements Router {
       topic: r.topic, home: r.entry.home, owners: r.entry.owners, source: 'cache' as const, seq: r.entry.seq, pinned: r.pinned,
     }));
     for (const topic of this.directory.topics()) {
-      if (after && topic <= after) continue;
+      if ((after && topic <= after) || this.homeOf(topic) !== this.selfId) continue;
       const e = this.directory.get(topic)!;
       rows.push({ topic, home: this.selfId, owners: e.owners, source: 'directory', seq: e.seq, pinned: this.table.isPinned(topic) });
     }
@@ -212,54 +345,15 @@ export class MeshRouter implements Router {
   // ---------------------------------------------------------------- presence
 
   online(topics: readonly Topic[]): Promise<Map<Topic, boolean>> {
-    return Promise.all(topics.map((t) => this.resolve(t))).then((answers) => new Map(answers.map((a) => [a.topic, a.owners.size > 0])));
+    return this.presence.online(topics);
   }
 
-  async watch(topic: Topic, listener: PresenceListener): Promise<boolean> {
-    this.table.pin(topic);
-    let a: RouteAnswer;
-    try {
-      a = await this.resolve(topic);
-    } catch (err) {
-      this.table.unpin(topic);
-      throw new ChatError(ErrorCode.Unavailable, 'presence of this user is unknown now (its home is unreachable)', { cause: err });
-    }
-    const online = (this.newestOwners(topic) ?? a.owners).size > 0;
-    const fresh = this.watchers.add(topic, listener, online);
-    // A home still rebuilding answered: look again once it has every owner's snapshot.
-    if (a.tentative) setTimeout(() => this.refreshPresence(topic), 200).unref();
-    if (fresh) return online;
-    // Another local watcher already holds the pin and a status; keep one pin per watched topic.
-    this.table.unpin(topic);
-    return this.watchers.status(topic)!;
+  watch(topic: Topic, listener: PresenceListener): Promise<boolean> {
+    return this.presence.watch(topic, listener);
   }
 
   unwatch(topic: Topic, listener: PresenceListener): void {
-    if (this.watchers.remove(topic, listener)) this.table.unpin(topic);
-  }
-
-  private presenceFrom(topic: Topic, owners: ReadonlyMap<string, number>): void {
-    if (this.watchers.has(topic)) this.watchers.update(topic, owners.size > 0);
-  }
-
-  private schedulePresenceRefresh(delayMs = this.opts.barrierTimeoutMs): void {
-    if (this.watchers.size === 0) return;
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => {
-      for (const topic of [...this.watchers.topics()]) this.refreshPresence(topic);
-    }, delayMs);
-    this.refreshTimer.unref();
-  }
-
-  /** Re-reads a watched topic's owners (asking its home on a miss) and tells watchers on a change. */
-  private refreshPresence(topic: Topic, attempt = 0): void {
-    if (!this.watchers.has(topic)) return;
-    // Retried while the topic is watched and its home cannot give a firm answer (back-off to 2 s;
-    // the home's barrier is bounded, so this ends).
-    const again = (): void => {
-      if (attempt < 20) setTimeout(() => this.refreshPresence(topic, attempt + 1), Math.min(200 * (attempt + 1), 2000)).unref();
-    };
-    this.resolve(topic).then((a) => (a.tentative ? again() : this.presenceFrom(topic, this.newestOwners(topic) ?? a.owners)), again);
+    this.presence.unwatch(topic, listener);
   }
 
   /**
@@ -289,25 +383,30 @@ export class MeshRouter implements Router {
   /**
    * Publishes a topic's new complete owner set to every peer (and to local watchers). While this
    * home is still rebuilding after a membership change its sets may miss owners, so they are held
-   * back and sent once every owner has re-sent, or the barrier times out.
+   * back until every owner has re-sent; past the barrier timeout they go out marked as not
+   * authoritative (members hash 0), which receivers use for routing but never to say "offline".
    */
   private broadcast(topic: Topic, entry: RouteEntry): void {
     if (this.homeOf(topic) !== this.selfId) return;
-    if (this.resync.tentative()) {
+    const firm = !this.resync.tentative();
+    if (!firm && !this.resync.overdue()) {
       this.heldBack.add(topic);
       return;
     }
     const owners = [...entry.owners].map(([nodeId, count]) => ({ nodeId, count }));
+    const membersHash = firm ? this.view : 0;
     for (const link of this.links.values()) {
       this.stats.routeUpdatesOut++;
-      if (!link.send({ route: { topic, owners, seq: entry.seq } })) link.close('outbound queue full');
+      if (!link.send({ route: { topic, owners, seq: entry.seq, membersHash } })) link.close('outbound queue full');
     }
-    this.presenceFrom(topic, entry.owners);
+    this.presence.observe(topic, entry.owners, firm);
   }
 
-  private answerLookup(link: PeerLink, id: number, topics: readonly string[]): void {
+  private answerLookup(link: PeerLink, id: number, topics: readonly string[], askerView: number): void {
     this.stats.lookupsIn++;
-    let tentative = this.resync.tentative();
+    // Firm only when this node is the home in its own view, holds every owner's snapshot for that
+    // view, and the asker sees the same members (else an owner one of us cannot see may be missing).
+    let tentative = this.resync.tentative() || (askerView !== 0 && askerView !== this.view);
     const routes = topics.map((topic) => {
       if (this.homeOf(topic) !== this.selfId) tentative = true;
       const e = this.directory.lookup(topic);
@@ -328,47 +427,59 @@ export class MeshRouter implements Router {
   peerDown(link: PeerLink): void {
     const id = link.peer!.id;
     if (this.links.get(id) !== link) return;
-    if (this.closed) {
-      // Shutting down: no re-homing work for links that close one after another.
-      this.links.delete(id);
-      return;
-    }
     this.links.delete(id);
+    // Shutting down: no re-homing work for links that close one after another.
+    if (this.closed) return;
     this.deliveries.failPeer(id);
     this.lookups.failPeer(id);
+    this.ownerAcks.failPeer(id);
     this.resync.peerDown(id);
-    const purged = this.table.purgeNode(id);
-    for (const change of this.directory.removeNode(id)) this.broadcast(change.topic, change.entry);
     this.membershipChanged();
-    for (const topic of purged.pinned) this.refreshPresence(topic);
+    // Sets that lose the dead node go out once this home is rebuilt (held back until then).
+    for (const change of this.directory.removeNode(id)) this.broadcast(change.topic, change.entry);
   }
 
+  /**
+   * The live members changed. Costs O(this node's own topics) for the re-send to the new homes,
+   * O(1) for the routing cache (its entries are re-checked when next read) and nothing for the
+   * directory (each owner's snapshot replaces what it held here). Watchers are re-checked in slices.
+   */
   private membershipChanged(): void {
     this.stats.membershipChanges++;
-    const oldHomes = new Map<Topic, string>();
-    for (const topic of this.watchers.topics()) oldHomes.set(topic, this.homeOf(topic));
-    this.members = new Rendezvous([this.selfId, ...this.links.keys()]);
-    // Cached sets whose home moved are no longer backed by a home that broadcasts to us.
-    this.table.retainHomes((topic, e) => this.homeOf(topic) === e.home);
-    // Directory entries of topics that moved away: their new home rebuilds them from the owners.
-    this.directory.retainTopics((topic) => this.homeOf(topic) === this.selfId);
-    this.resync.membershipChanged(hash53(this.members.members.join(',')));
+    const ids = [this.selfId, ...this.links.keys()];
+    this.members = new Rendezvous(ids);
+    const incarnation = (id: string): string => (id === this.selfId ? this.opts.self.incarnation : this.links.get(id)!.peer!.incarnation);
+    this.view = hash53(ids.map((id) => `${id}@${incarnation(id)}`).sort().join(','));
+    // Cached sets are kept while their home is still the topic's home (same incarnation), without
+    // owners that are no longer members.
+    this.table.revalidate((topic, e) => {
+      const home = this.homeOf(topic);
+      if (e.home !== home || this.links.get(home)?.peer?.incarnation !== e.incarnation) return undefined;
+      let gone = false;
+      for (const id of e.owners.keys()) if (id !== this.selfId && !this.links.has(id)) gone = true;
+      if (!gone) return e;
+      return { ...e, owners: new Map([...e.owners].filter(([id]) => id === this.selfId || this.links.has(id))) };
+    });
+    this.resync.membershipChanged(this.view);
     clearTimeout(this.barrierTimer);
     if (this.resync.tentative()) {
-      this.barrierTimer = setTimeout(() => this.barrierEnded(), this.opts.barrierTimeoutMs + 1);
+      this.barrierTimer = setTimeout(() => this.releaseHeldBack(), this.opts.barrierTimeoutMs + 1);
       this.barrierTimer.unref();
     }
-    for (const [topic, home] of oldHomes) if (this.homeOf(topic) !== home) this.refreshPresence(topic);
-    this.schedulePresenceRefresh();
+    this.presence.refreshAll();
   }
 
-  /** Every owner has re-sent (or the barrier timed out): send what was held back, refresh presence. */
+  /** Every owner has re-sent: send what was held back (authoritative now), re-check watchers. */
   private barrierEnded(): void {
     clearTimeout(this.barrierTimer);
+    this.releaseHeldBack();
+    this.presence.refreshAll();
+  }
+
+  private releaseHeldBack(): void {
     const topics = [...this.heldBack];
     this.heldBack.clear();
     for (const topic of topics) if (this.homeOf(topic) === this.selfId) this.broadcast(topic, this.directory.lookup(topic));
-    this.schedulePresenceRefresh(0);
   }
 
   // ---------------------------------------------------------------- inbound
@@ -388,26 +499,49 @@ export class MeshRouter implements Router {
         const d = env.deliver!;
         this.stats.deliveriesIn++;
         const owns = this.hub.owns(d.topic);
-        const count = owns ? this.hub.deliver(d.topic, d.data, d.exceptSession || undefined) : 0;
-        if (count > 0 && d.acceptedAtMs) this.onDeliveryLatency?.(this.opts.clock.now() - d.acceptedAtMs);
+        let count = 0;
+        if (owns) {
+          // Exactly once on the wire: a message id already written to this topic here (a retried
+          // or re-routed delivery) is not written again; the earlier count is answered.
+          const key = d.msg ? `${d.topic} ${d.msg}` : undefined;
+          const seen = key === undefined ? undefined : this.written.get(key);
+          if (seen !== undefined) {
+            this.stats.duplicatesDropped++;
+            count = seen;
+          } else {
+            count = this.hub.deliver(d.topic, d.data, d.exceptSession || undefined);
+            if (key !== undefined && count > 0) this.written.set(key, count);
+            if (count > 0 && d.acceptedAtMs) this.opts.onDeliveryLatency?.(this.opts.clock.now() - d.acceptedAtMs);
+          }
+        }
         link.send({ result: { id: d.id, count, notHere: !owns } });
         return;
       }
       case 'result':
         return this.deliveries.onResult(peer, env.result!.id, env.result!.count, env.result!.notHere);
-      case 'owner':
+      case 'owner': {
+        const o = env.owner!;
         this.stats.ownerDeltasIn++;
-        return this.applyOwner(env.owner!.topic, peer, env.owner!.count);
+        this.applyOwner(o.topic, peer, o.count);
+        if (o.ackId) link.send({ ownerAck: { id: o.ackId } });
+        return;
+      }
+      case 'ownerAck':
+        this.ownerAcks.settle(env.ownerAck!.id, peer, undefined);
+        return;
       case 'route': {
         const r = env.route!;
         this.stats.routeUpdatesIn++;
         if (this.homeOf(r.topic) !== peer) return;
         const owners = new Map(r.owners.map((o) => [o.nodeId, o.count]));
-        if (this.table.applyFull(r.topic, { owners, home: peer, incarnation: link.peer!.incarnation, seq: r.seq })) this.presenceFrom(r.topic, owners);
+        if (this.table.applyFull(r.topic, { owners, home: peer, incarnation: link.peer!.incarnation, seq: r.seq })) {
+          // Authoritative only when the home was rebuilt under the same view of the members.
+          this.presence.observe(r.topic, owners, r.membersHash !== 0 && r.membersHash === this.view);
+        }
         return;
       }
       case 'lookup':
-        return this.answerLookup(link, env.lookup!.id, env.lookup!.topics);
+        return this.answerLookup(link, env.lookup!.id, env.lookup!.topics, env.lookup!.membersHash);
       case 'lookupReply':
         return this.lookups.onReply(peer, env.lookupReply!.id, env.lookupReply!.routes, env.lookupReply!.tentative);
       case 'snapshot': {
@@ -428,9 +562,13 @@ export class MeshRouter implements Router {
   close(): void {
     this.closed = true;
     clearInterval(this.antiEntropy);
-    clearTimeout(this.refreshTimer);
     clearTimeout(this.barrierTimer);
+    for (const t of this.lingering.values()) clearTimeout(t);
+    this.lingering.clear();
+    this.lingerSettled();
+    this.presence.close();
     this.deliveries.close();
     this.lookups.close();
+    this.ownerAcks.close();
   }
 }

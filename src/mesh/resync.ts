@@ -48,9 +48,24 @@ export class Resync {
 
   constructor(private readonly host: ResyncHost, private readonly opts: ResyncOptions) {}
 
-  /** True while this node's answers as a home may miss owners that have not re-sent yet. */
+  /**
+   * True while this node's answers as a home may miss owners that have not re-sent yet: some live
+   * peer has not completed a snapshot made under this node's current view of the members. There
+   * is deliberately no time limit: a home that has not heard from every owner never answers
+   * "nobody" as if it were sure (the barrier timeout only releases held-back positive sets).
+   */
   tentative(): boolean {
-    return this.awaiting.size > 0 && this.host.monotonic() < this.barrierUntil;
+    return this.awaiting.size > 0;
+  }
+
+  /** The view of the members this node's snapshots are tagged with. */
+  get view(): number {
+    return this.membersHash;
+  }
+
+  /** True when the barrier timeout has passed without every owner re-sending. */
+  overdue(): boolean {
+    return this.awaiting.size > 0 && this.host.monotonic() >= this.barrierUntil;
   }
 
   /** The live members changed (to the view `membersHash`): re-send everything, reset the barrier. */

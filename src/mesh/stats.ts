@@ -24,4 +24,13 @@ export class MeshStats {
   unavailable = 0;
   /** Membership changes seen. */
   membershipChanges = 0;
+  /** Confirmation lookups asked again because the home was still rebuilding (or unreachable). */
+  confirmRetries = 0;
+  /** Negative answers (offline / no subscribers / presence offline) confirmed by a home. */
+  confirmedNegatives = 0;
+  /** Deliveries from peers not written again because this node had written that message id. */
+  duplicatesDropped = 0;
+  /** New connections whose welcome waited for the home's acknowledgement, and those that timed out. */
+  ownerAcksWaited = 0;
+  ownerAckTimeouts = 0;
 }

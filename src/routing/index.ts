@@ -14,6 +14,7 @@ export {
   type RouteRow,
   type RouteTableOptions,
   type PurgeResult,
+  type EntryCheck,
 } from './route-table.js';
 export {
   OwnerDirectory,

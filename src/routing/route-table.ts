@@ -56,6 +56,13 @@ export interface RouteRow {
   readonly pinned: boolean;
 }
 
+/**
+ * What becomes of a cached entry after a membership change: the same object (still valid), a new
+ * object (rewritten, e.g. without a dead owner) or `undefined` (dropped, e.g. its home moved).
+ * Must not modify the table.
+ */
+export type EntryCheck = (topic: string, entry: RouteEntry) => RouteEntry | undefined;
+
 interface Pin {
   refs: number;
   entry: RouteEntry | undefined;
@@ -75,6 +82,10 @@ export class RouteTable {
   readonly #pins = new Map<string, Pin>();
   /** Entries made here by {@link purgeNode} rather than published by a home. */
   readonly #edited = new WeakSet<RouteEntry>();
+  /** Epoch each stored entry was last checked in (see {@link revalidate}). */
+  readonly #stamp = new WeakMap<RouteEntry, number>();
+  #epoch = 0;
+  #check: EntryCheck | undefined;
   #hits = 0;
   #misses = 0;
   #evictions = 0;
@@ -121,7 +132,8 @@ export class RouteTable {
 
   /** The entry of `topic`, counting a hit or miss and marking it recently used. */
   get(topic: string): RouteEntry | undefined {
-    const entry = this.#pins.get(topic)?.entry ?? this.#lru.get(topic);
+    let entry = this.#pins.get(topic)?.entry ?? this.#lru.get(topic);
+    if (entry !== undefined && this.#stamp.get(entry) !== this.#epoch) entry = this.#recheck(topic, entry);
     if (entry === undefined) this.#misses++;
     else this.#hits++;
     return entry;
@@ -130,7 +142,35 @@ export class RouteTable {
   /** The entry of `topic` without counting or touching recency (for comparisons, admin). */
   peek(topic: string): RouteEntry | undefined {
     const pin = this.#pins.get(topic);
-    return pin !== undefined ? pin.entry : this.#lru.peek(topic);
+    const entry = pin !== undefined ? pin.entry : this.#lru.peek(topic);
+    return entry !== undefined && this.#stamp.get(entry) !== this.#epoch ? this.#recheck(topic, entry) : entry;
+  }
+
+  /**
+   * Membership changed: every entry is re-checked with `check` when it is next read, not now. O(1),
+   * so a membership change costs nothing per cached route (a pass over a million entries blocked
+   * the event loop for about a second). A rewritten entry is marked as locally edited, like the
+   * entries {@link purgeNode} makes.
+   */
+  revalidate(check: EntryCheck): void {
+    this.#epoch++;
+    this.#check = check;
+  }
+
+  #recheck(topic: string, entry: RouteEntry): RouteEntry | undefined {
+    const next = this.#check === undefined ? entry : this.#check(topic, entry);
+    if (next === undefined) {
+      this.delete(topic);
+      return undefined;
+    }
+    if (next !== entry) {
+      this.#edited.add(next);
+      const pin = this.#pins.get(topic);
+      if (pin !== undefined) pin.entry = next;
+      else this.#lru.set(topic, next, { noUpdateTTL: true });
+    }
+    this.#stamp.set(next, this.#epoch);
+    return next;
   }
 
   /** Whether `topic` is pinned. */
@@ -282,6 +322,7 @@ export class RouteTable {
   }
 
   #store(topic: string, entry: RouteEntry): void {
+    this.#stamp.set(entry, this.#epoch);
     const pin = this.#pins.get(topic);
     if (pin === undefined) {
       this.#lru.set(topic, entry);

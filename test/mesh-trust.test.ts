@@ -1,0 +1,178 @@
+/**
+ * Negative answers are authoritative (issue: trust under churn): through node crashes, restarts,
+ * graceful leaves and drains, an online user is never reported offline — no `0` publish result,
+ * no `false` presence, no offline transition for a watcher — and a connection is routable from
+ * every node as soon as its subscription resolved (the welcome). In-memory mesh, fake connections.
+ */
+import t from 'tap';
+import type { Test } from 'tap';
+import { userTopic } from '../src/core/index.js';
+import type { Topic } from '../src/core/index.js';
+import { eventually } from './helpers/client.js';
+import { FakeSub, MemoryMesh } from './helpers/mesh.js';
+
+interface Counts {
+  sends: number;
+  falseOffline: number;
+  unavailable: number;
+  presence: number;
+  falsePresence: number;
+  flaps: number;
+}
+
+/** Continuous sends and presence queries from `from` nodes to online users until stopped. */
+function workload(mesh: MemoryMesh, pairs: Array<{ node: number; user: string }>, watchers: Map<Topic, boolean[]>) {
+  const counts: Counts = { sends: 0, falseOffline: 0, unavailable: 0, presence: 0, falsePresence: 0, flaps: 0 };
+  let running = true;
+  const loop = async (): Promise<void> => {
+    let i = 0;
+    while (running) {
+      const p = pairs[i++ % pairs.length]!;
+      const node = mesh.nodes.get(mesh.id(p.node));
+      if (!node) {
+        await new Promise((r) => setTimeout(r, 5));
+        continue;
+      }
+      const topic = userTopic(p.user);
+      const sent = node.router.publish(topic, `{"type":"message","msg":"m${i}","from":"x","to":"${p.user}","body":"b","ts":1}`, undefined, { msg: `M${p.node}-${i}` })
+        .then((n) => { counts.sends++; if (n === 0) counts.falseOffline++; }, () => { counts.unavailable++; });
+      const asked = node.router.online([topic])
+        .then((m) => { counts.presence++; if (m.get(topic) !== true) counts.falsePresence++; }, () => { counts.unavailable++; });
+      await Promise.all([sent, asked]);
+    }
+  };
+  const loops = [loop(), loop(), loop()];
+  return {
+    counts,
+    async stop(): Promise<Counts> {
+      running = false;
+      await Promise.all(loops);
+      for (const events of watchers.values()) counts.flaps += events.filter((online) => !online).length;
+      return counts;
+    },
+  };
+}
+
+async function formed(mesh: MemoryMesh): Promise<void> {
+  await eventually(() => mesh.connected(), 5000, 'mesh formed');
+}
+
+/** 3 nodes; users on n0 and n2 only; watchers on n0 and n2 of every user on the other node. */
+async function setup(t: Test, users = 40): Promise<{ mesh: MemoryMesh; pairs: Array<{ node: number; user: string }>; watchers: Map<Topic, boolean[]> }> {
+  const mesh = new MemoryMesh(t, { nodes: 3 });
+  await mesh.startAll();
+  await formed(mesh);
+  const pairs: Array<{ node: number; user: string }> = [];
+  const subs: Promise<void>[] = [];
+  for (let i = 0; i < users; i++) {
+    const home = i % 2 === 0 ? 0 : 2;
+    const user = `u${i}`;
+    subs.push(mesh.node(home).router.subscribe(userTopic(user), new FakeSub(user, mesh.id(home))));
+    pairs.push({ node: 2 - home, user });
+  }
+  await Promise.all(subs);
+  const watchers = new Map<Topic, boolean[]>();
+  for (const p of pairs) {
+    const events: boolean[] = [];
+    const topic = userTopic(p.user);
+    watchers.set(topic, events);
+    t.equal(await mesh.node(p.node).router.watch(topic, (_t, online) => events.push(online)), true, `${p.user} online when watched`);
+  }
+  return { mesh, pairs, watchers };
+}
+
+t.test('a node crashing and restarting never makes online users look offline', async (t) => {
+  const { mesh, pairs, watchers } = await setup(t);
+  const w = workload(mesh, pairs, watchers);
+  await new Promise((r) => setTimeout(r, 200));
+  await mesh.crash(1);
+  await new Promise((r) => setTimeout(r, 400));
+  await mesh.start(1);
+  await formed(mesh);
+  await new Promise((r) => setTimeout(r, 800));
+  const c = await w.stop();
+  t.comment(JSON.stringify(c));
+  t.ok(c.sends > 50, 'sends kept flowing');
+  t.equal(c.falseOffline, 0, 'no publish to an online user resolved 0 (acked offline)');
+  t.equal(c.falsePresence, 0, 'no presence answer said offline');
+  t.equal(c.flaps, 0, 'no watcher saw an offline transition');
+});
+
+t.test('a graceful leave and rejoin never makes online users look offline', async (t) => {
+  const { mesh, pairs, watchers } = await setup(t);
+  const w = workload(mesh, pairs, watchers);
+  await new Promise((r) => setTimeout(r, 200));
+  const n1 = mesh.node(1);
+  mesh.nodes.delete(n1.id);
+  await n1.stop();
+  await new Promise((r) => setTimeout(r, 300));
+  await mesh.start(1);
+  await formed(mesh);
+  await new Promise((r) => setTimeout(r, 800));
+  const c = await w.stop();
+  t.comment(JSON.stringify(c));
+  t.equal(c.falseOffline, 0, 'no false offline');
+  t.equal(c.falsePresence, 0, 'no false presence');
+  t.equal(c.flaps, 0, 'no flaps');
+});
+
+t.test('routable at welcome: a send from another node right after the subscription resolved is delivered', async (t) => {
+  const mesh = new MemoryMesh(t, { nodes: 3 });
+  await mesh.startAll();
+  await formed(mesh);
+  const n0 = mesh.node(0);
+  const n2 = mesh.node(2);
+  let delivered = 0;
+  let online = 0;
+  for (let i = 0; i < 60; i++) {
+    const topic = userTopic(`late${i}`);
+    // The sender's node first learns (and caches) that nobody holds the user.
+    t.equal(await n0.router.publish(topic, '{"type":"message"}', undefined, { msg: `a${i}` }), 0, 'offline before it connects');
+    const sub = new FakeSub(`late${i}`, n2.id);
+    await n2.router.subscribe(topic, sub);
+    if ((await n0.router.publish(topic, '{"type":"message"}', undefined, { msg: `b${i}` })) > 0) delivered++;
+    if ((await n0.router.online([topic])).get(topic) === true) online++;
+  }
+  t.equal(delivered, 60, 'every send right after the welcome was delivered');
+  t.equal(online, 60, 'every presence right after the welcome said online');
+});
+
+t.test('a drain does not flap presence for users that reconnect elsewhere', async (t) => {
+  const mesh = new MemoryMesh(t, { nodes: 3, deps: { mesh: { drainLingerMs: 300 } } });
+  await mesh.startAll();
+  await formed(mesh);
+  const n1 = mesh.node(1);
+  const movers = Array.from({ length: 10 }, (_, i) => new FakeSub(`mover${i}`, n1.id));
+  const stayer = new FakeSub('stayer', n1.id);
+  await Promise.all([...movers, stayer].map((s) => n1.router.subscribe(userTopic(s.user), s)));
+  const events = new Map<string, boolean[]>();
+  for (const s of [...movers, stayer]) {
+    const list: boolean[] = [];
+    events.set(s.user, list);
+    t.equal(await mesh.node(0).router.watch(userTopic(s.user), (_t, on) => list.push(on)), true);
+  }
+  n1.router.startDrain();
+  for (const s of [...movers, stayer]) n1.router.unsubscribe(userTopic(s.user), s);
+  // The movers' clients reconnect to node 2 a moment later; the stayer does not come back.
+  await new Promise((r) => setTimeout(r, 50));
+  await Promise.all(movers.map((s) => mesh.node(2).router.subscribe(userTopic(s.user), new FakeSub(s.user, mesh.id(2)))));
+  await n1.router.lingerDone();
+  await eventually(() => events.get('stayer')!.length === 1, 3000, 'the user that did not come back goes offline');
+  t.same(events.get('stayer'), [false], 'exactly one offline event for the user who left');
+  for (const s of movers) t.same(events.get(s.user), [], `${s.user}: no flap`);
+});
+
+t.test('a delivery of one message id is written to a topic once (exactly once on the wire)', async (t) => {
+  const mesh = new MemoryMesh(t, { nodes: 2 });
+  await mesh.startAll();
+  await formed(mesh);
+  const sub = new FakeSub('bob', mesh.id(1));
+  await mesh.node(1).router.subscribe(userTopic('bob'), sub);
+  const data = '{"type":"message","msg":"01J","from":"a","to":"bob","body":"x","ts":1}';
+  t.equal(await mesh.node(0).router.publish(userTopic('bob'), data, undefined, { msg: '01J' }), 1);
+  t.equal(await mesh.node(0).router.publish(userTopic('bob'), data, undefined, { msg: '01J' }), 1, 'answered with the earlier count');
+  t.equal(sub.received.length, 1, 'written once');
+  t.equal(mesh.node(1).router.stats.duplicatesDropped, 1);
+  t.equal(await mesh.node(0).router.publish(userTopic('bob'), data, undefined, { msg: '01K' }), 1, 'another id is written');
+  t.equal(sub.received.length, 2);
+});
