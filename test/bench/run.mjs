@@ -67,13 +67,33 @@ const cfg = {
   basePort: envNum('BENCH_BASE_PORT', 0, { min: 0, max: 65_000 }),
   profile: process.env.BENCH_PROFILE === '1' || process.env.BENCH_PROFILE === 'true',
   timeout: envNum('BENCH_TIMEOUT', 300, { min: 10, max: 3600 }),
-  scenarios: (process.env.BENCH_SCENARIOS || 'cross,same').split(',').map((s) => s.trim()).filter(Boolean),
+  scenarios: (process.env.BENCH_SCENARIOS || 'cross,same,membership').split(',').map((s) => s.trim()).filter(Boolean),
 };
+/** Scenarios that are benchmarks of their own, run as a child process: name → file beside this one. */
+const CHILD_BENCHES = { membership: 'membership-bench.mjs' };
 for (const s of cfg.scenarios) {
-  if (s !== 'cross' && s !== 'same') {
-    process.stderr.write(`bench: unknown scenario "${s}" in BENCH_SCENARIOS (cross, same)\n`);
+  if (s !== 'cross' && s !== 'same' && !(s in CHILD_BENCHES)) {
+    process.stderr.write(`bench: unknown scenario "${s}" in BENCH_SCENARIOS (cross, same, ${Object.keys(CHILD_BENCHES).join(', ')})\n`);
     process.exit(2);
   }
+}
+
+/** Runs a child benchmark, echoing its output; resolves with its last JSON line. */
+function runChildBench(name) {
+  return new Promise((resolve, reject) => {
+    log(`\n== scenario ${name}`);
+    const child = spawn(process.execPath, [join(here, CHILD_BENCHES[name])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+      process.stdout.write(c);
+    });
+    child.on('close', (code) => {
+      const json = out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      if (code !== 0 || !json) reject(new Error(`${name} bench exited with ${code}`));
+      else resolve(JSON.parse(json));
+    });
+  });
 }
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -506,8 +526,12 @@ async function main() {
   const t0 = performance.now();
   log(`chatmesh bench: ${cfg.scenarios.join(', ')}; ${cfg.pairs} pairs, window ${cfg.window}, ${cfg.warmup}+${cfg.seconds} s per phase${cfg.profile ? `, profiling into ${profileDir}` : ''}`);
   const results = [];
-  for (const s of cfg.scenarios) results.push(await runScenario(s));
-  const { text, ratios } = report(results);
+  const others = [];
+  for (const s of cfg.scenarios) {
+    if (s in CHILD_BENCHES) others.push(await runChildBench(s));
+    else results.push(await runScenario(s));
+  }
+  const { text, ratios } = results.length > 0 ? report(results) : { text: '', ratios: undefined };
   log(text);
 
   let profiles;
@@ -529,6 +553,7 @@ async function main() {
     note: `load generator and ${NODES} nodes share ${cpus().length} cores`,
     results,
     ratios,
+    others,
     ...(profiles && { profiles }),
     durationMs: Math.round(performance.now() - t0),
   }, null, 2)}\n`);
