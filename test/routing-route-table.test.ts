@@ -208,3 +208,25 @@ t.test('entries: stable pages in topic order', async (t) => {
   t.equal(rt.entries(undefined, MAX_ROUTE_PAGE).length, 57);
   for (const bad of [0, 1.5, MAX_ROUTE_PAGE + 1]) t.throws(() => rt.entries(undefined, bad), RangeError);
 });
+
+t.test('revalidate: a membership change costs nothing up front; entries are re-checked when read', async (t) => {
+  const rt = new RouteTable({ maxEntries: 100_000 });
+  for (let i = 0; i < 50_000; i++) rt.applyFull(`u:user${i}`, set({ a: 1, dead: 1 }, 1, i % 2 ? 'h1' : 'h2'));
+  rt.pin('u:user1');
+  let checks = 0;
+  rt.revalidate((_topic, e) => {
+    checks++;
+    if (e.home === 'h2') return undefined; // its home moved
+    return { ...e, owners: new Map([...e.owners].filter(([id]) => id !== 'dead')) };
+  });
+  t.equal(checks, 0, 'nothing re-checked at the change');
+  t.equal(rt.get('u:user0'), undefined, 'an entry whose home moved is dropped when read');
+  t.same(ownersOf(rt.get('u:user1')), { a: 1 }, 'a pinned entry loses the dead owner');
+  t.same(ownersOf(rt.peek('u:user3')), { a: 1 }, 'peek re-checks too');
+  t.equal(checks, 3);
+  rt.get('u:user3');
+  t.equal(checks, 3, 'an entry is re-checked once per change');
+  t.ok(rt.applyFull('u:user3', set({ a: 1, dead: 1 }, 1)), 'the home\'s set at the same seq replaces the locally edited one');
+  rt.revalidate((_topic, e) => e);
+  t.same(ownersOf(rt.get('u:user3')), { a: 1, dead: 1 }, 'kept as is by a check that keeps it');
+});
