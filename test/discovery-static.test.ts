@@ -74,3 +74,17 @@ t.test('createStaticDiscovery: an empty list never calls listeners', async (t) =
   t.equal(calls, 0);
   await d.stop();
 });
+
+t.test('createStaticDiscovery: always healthy; the status never changes', async (t) => {
+  const d = createStaticDiscovery({ peers: ['a.mesh:7000'] });
+  let changes = 0;
+  const off = d.onStatusChange(() => changes++);
+  t.match(d.status(), { healthy: true, since: Number });
+  t.equal(d.status().code, undefined);
+  await d.start();
+  await d.deregister();
+  t.same(d.status(), { healthy: true, since: d.status().since }, 'healthy before, during and after');
+  await d.stop();
+  off();
+  t.equal(changes, 0);
+});

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseGoDurationMs, startFakeConsul } from './consul/fake-consul.js';
+import { parseGoDurationMs, serviceIdentityRules, startFakeConsul } from './consul/fake-consul.js';
 import type { FakeConsul } from './consul/fake-consul.js';
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 3_000): Promise<void> {
@@ -18,8 +18,8 @@ interface Reply {
   text: string;
 }
 
-async function call(agent: FakeConsul, method: string, path: string, body?: unknown): Promise<Reply> {
-  const res = await fetch(agent.url + path, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+async function call(agent: FakeConsul, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  const res = await fetch(agent.url + path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   const text = await res.text();
   const json = (res.headers.get('content-type') ?? '').startsWith('application/json');
   return { status: res.status, index: Number(res.headers.get('x-consul-index')), headers: res.headers, body: json ? JSON.parse(text) : undefined, text };
@@ -31,9 +31,9 @@ type Entry = {
   Checks: { Node: string; CheckID: string; Name: string; Status: string; Output: string; ServiceID: string; ServiceName: string }[];
 };
 
-async function health(agent: FakeConsul, name: string, query = ''): Promise<{ entries: Entry[]; index: number; status: number }> {
-  const r = await call(agent, 'GET', `/v1/health/service/${name}${query}`);
-  return { entries: r.body as Entry[], index: r.index, status: r.status };
+async function health(agent: FakeConsul, name: string, query = '', headers: Record<string, string> = {}): Promise<{ entries: Entry[]; index: number; status: number; headers: Headers }> {
+  const r = await call(agent, 'GET', `/v1/health/service/${name}${query}`, undefined, headers);
+  return { entries: r.body as Entry[], index: r.index, status: r.status, headers: r.headers };
 }
 
 const reg = (id: string, extra: Record<string, unknown> = {}) => ({
@@ -112,11 +112,11 @@ t.test('check ids, explicit Status, case-insensitive keys, re-registration keeps
   t.match(agent.services().find((s) => s.id === 'web-1'), { port: 7001, checks: [{ status: 'passing' }] });
 });
 
-t.test('TTL expiry turns a check critical (injected clock) and DeregisterCriticalServiceAfter reaps it', async (t) => {
+t.test('TTL expiry turns a check critical (injected clock)', async (t) => {
   let clock = 1_000_000;
   const agent = await startFakeConsul({ now: () => clock, tickMs: 1_000_000 });
   t.teardown(() => agent.close());
-  await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1', { Check: { TTL: '1s', DeregisterCriticalServiceAfter: '1m' } }));
+  await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1', { Check: { TTL: '1s' } }));
   await call(agent, 'PUT', '/v1/agent/service/register', reg('web-2', { Check: { TTL: '1m' } }));
   await call(agent, 'PUT', '/v1/agent/check/pass/service:web-1');
   await call(agent, 'PUT', '/v1/agent/check/pass/service:web-2');
@@ -133,23 +133,57 @@ t.test('TTL expiry turns a check critical (injected clock) and DeregisterCritica
   await call(agent, 'PUT', '/v1/agent/check/pass/service:web-1');
   t.equal((await health(agent, 'web', '?passing')).entries.length, 2, 'a pass revives it and re-arms the TTL');
   clock += 1_000;
-  agent.tick();
-  clock += 60_000;
-  agent.tick();
-  t.same(agent.services().map((s) => s.id), ['web-1', 'web-2'], 'critical exactly DeregisterCriticalServiceAfter: not yet reaped');
-  clock += 1;
-  agent.tick();
-  t.same(agent.services().map((s) => s.id), ['web-2'], 'reaped once critical for longer than 1m');
+  t.equal((await health(agent, 'web', '?passing')).entries.length, 1, 'and it expires again one TTL after that pass');
+});
 
-  const floor = await startFakeConsul({ now: () => clock, tickMs: 1_000_000, deregisterCriticalMinMs: 60_000 });
-  t.teardown(() => floor.close());
-  await call(floor, 'PUT', '/v1/agent/service/register', reg('x', { Check: { TTL: '1s', DeregisterCriticalServiceAfter: '1s' } }));
-  clock += 2_000;
-  floor.tick();
-  t.equal(floor.services().length, 1, 'deregisterCriticalMinMs raises the floor like a real agent (1m)');
-  clock += 60_000;
-  floor.tick();
-  t.equal(floor.services().length, 0);
+t.test('reaping like a real agent: a pass every 30 s, DeregisterCriticalServiceAfter raised to 1 min', async (t) => {
+  let clock = 0;
+  const agent = await startFakeConsul({ now: () => clock, tickMs: 1_000_000 });
+  t.teardown(() => agent.close());
+  const ids = (): string[] => agent.services().map((s) => s.id);
+  const at = async (ms: number): Promise<void> => {
+    clock = ms;
+    agent.tick();
+  };
+  // Reaper passes at 30 s, 60 s, 90 s, 120 s, ... (every reapIntervalMs after the agent started).
+  await call(agent, 'PUT', '/v1/agent/service/register', reg('short', { Check: { TTL: '1s', DeregisterCriticalServiceAfter: '1s' } }));
+  await call(agent, 'PUT', '/v1/agent/service/register', reg('long', { Check: { TTL: '1s', DeregisterCriticalServiceAfter: '90s' } }));
+  await call(agent, 'PUT', '/v1/agent/service/register', reg('never', { Check: { TTL: '1s' } }));
+  // All three checks start critical at t=0.
+  await at(30_000);
+  t.same(ids(), ['long', 'never', 'short'], '30 s: "1s" is raised to the 1 min minimum, nothing reaped');
+  await at(60_000);
+  t.same(ids(), ['long', 'never', 'short'], '60 s: critical for exactly 1 min is not "longer than" 1 min');
+  await at(89_999);
+  t.same(ids(), ['long', 'never', 'short'], 'between passes nothing happens, however long it has been critical');
+  await at(90_000);
+  t.same(ids(), ['long', 'never'], '90 s: the next reaper pass removes "short"; "long" (90s) is not past its time');
+  await at(119_999);
+  t.same(ids(), ['long', 'never'], 'no pass before 120 s');
+  await at(120_000);
+  t.same(ids(), ['never'], '120 s: the first pass after 90 s of critical removes "long"');
+  await at(150_000);
+  t.same(ids(), ['never'], 'no DeregisterCriticalServiceAfter: never reaped');
+
+  // A pass resets "critical since"; the reaper only acts on its own schedule.
+  await at(180_000); // a reaper pass; the next is due at 210 s (each pass schedules the next, like time.After)
+  await call(agent, 'PUT', '/v1/agent/service/register', reg('revived', { Check: { TTL: '10m', DeregisterCriticalServiceAfter: '1m' } }));
+  await at(185_000);
+  await call(agent, 'PUT', '/v1/agent/check/pass/service:revived');
+  await call(agent, 'PUT', '/v1/agent/check/fail/service:revived'); // critical since 185 s
+  await at(240_000);
+  t.ok(ids().includes('revived'), '240 s: a pass, but critical for only 55 s');
+  await at(260_000);
+  t.ok(ids().includes('revived'), '260 s: critical for 75 s, but the next pass is due at 270 s');
+  await at(270_000);
+  t.notOk(ids().includes('revived'), '270 s: that pass reaps it');
+
+  const fast = await startFakeConsul({ now: () => clock, tickMs: 1_000_000, reapIntervalMs: 1_000, deregisterCriticalMinMs: 0 });
+  t.teardown(() => fast.close());
+  await call(fast, 'PUT', '/v1/agent/service/register', reg('x', { Check: { TTL: '1s', DeregisterCriticalServiceAfter: '1s' } }));
+  clock += 1_001;
+  fast.tick();
+  t.equal(fast.services().length, 0, 'both are options, for tests that want reaping sooner');
 });
 
 t.test('TTL expiry with the real clock, checked every tickMs', async (t) => {
@@ -175,8 +209,9 @@ t.test('blocking queries: return on change, at wait, and X-Consul-Index is prese
   await waitFor('the query to park', () => agent.pendingQueries() > 0);
   t.equal(agent.pendingQueries(), 1, 'the query is parked');
   const started = Date.now();
-  await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1'));
+  const registered = await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1'));
   const afterRegister = await pending;
+  t.equal(registered.headers.get('x-consul-index'), null, 'register sends no X-Consul-Index');
   t.ok(Date.now() - started < 1_000, 'returned as soon as the index moved');
   t.ok(afterRegister.index > first.index, 'index moved');
   t.same(afterRegister.entries, [], 'critical check: still not passing');
@@ -199,10 +234,13 @@ t.test('blocking queries: return on change, at wait, and X-Consul-Index is prese
     ['PUT', '/v1/agent/service/deregister/web-1'],
   ] as const) {
     const r = await call(agent, method, path);
-    t.ok(r.headers.get('x-consul-index'), `${path} carries X-Consul-Index`);
-    t.equal(r.headers.get('x-consul-knownleader'), 'true');
-    t.equal(r.headers.get('x-consul-lastcontact'), '0');
-    seen.push((await health(agent, 'web')).index);
+    t.equal(r.status, 200);
+    t.equal(r.headers.get('x-consul-index'), null, `${path}: a write endpoint sends no X-Consul-Index (as Consul)`);
+    t.equal(r.headers.get('x-consul-knownleader'), null);
+    const h = await health(agent, 'web');
+    t.equal(h.headers.get('x-consul-knownleader'), 'true', 'the query endpoint sends the query meta');
+    t.equal(h.headers.get('x-consul-lastcontact'), '0');
+    seen.push(h.index);
   }
   t.ok(
     seen.every((v, i) => i === 0 || v > seen[i - 1]!),
@@ -230,6 +268,9 @@ t.test('errors: 404 for unknown ids and paths, 400 for bad input, 405 for the wr
     ['PUT', '/v1/agent/service/register', { Name: 'x', Check: { HTTP: 'http://x', Interval: '1s' } }, 400, /TTL/],
     ['PUT', '/v1/agent/service/register', { Name: 'x', Check: { TTL: '1s', Status: 'bogus' } }, 400, /Status for checks/],
     ['PUT', '/v1/agent/service/register', { Name: 'x', Check: { TTL: 'soon' } }, 400, /TTL/],
+    ['PUT', '/v1/agent/service/register', { Name: 'x', Address: '0.0.0.0', Port: 1 }, 400, /^Invalid service address$/],
+    ['PUT', '/v1/agent/service/register', { Name: 'x', Address: '::', Port: 1 }, 400, /^Invalid service address$/],
+    ['PUT', '/v1/agent/service/register', { Name: 'x', Address: '[::]', Port: 1 }, 400, /^Invalid service address$/],
     ['PUT', '/v1/agent/check/update/service:x', { Status: 'meh' }, 400, /Invalid check status/],
     ['GET', '/v1/health/service/web?index=1&wait=forever', undefined, 400, /Invalid wait time/],
     ['GET', '/v1/health/service/web?index=-1', undefined, 400, /Invalid index/],
@@ -241,11 +282,101 @@ t.test('errors: 404 for unknown ids and paths, 400 for bad input, 405 for the wr
     const r = await call(agent, method, path, body);
     t.equal(r.status, status, `${method} ${path} -> ${status}`);
     t.match(r.text, text);
-    t.ok(r.headers.get('x-consul-index'), 'errors carry X-Consul-Index too');
+    t.equal(r.headers.get('x-consul-index'), null, 'no X-Consul-Index on an agent endpoint or a parse error (only setMeta sends it)');
   }
+  t.same(agent.services(), [], 'nothing was registered by the refused calls');
+  t.equal((await call(agent, 'PUT', '/v1/agent/service/register', { Name: 'x', Address: '0.0.0.1', Port: 1 })).status, 200, 'an ordinary address is fine');
   const bad = await fetch(`${agent.url}/v1/agent/service/register`, { method: 'PUT', body: '{not json' });
   t.equal(bad.status, 400);
   t.match(await bad.text(), /Request decode failed/);
+});
+
+t.test('ACLs, default deny: where the token is read, 403 bodies as Consul writes them, health filtered not refused', async (t) => {
+  const agent = await startFakeConsul({
+    acl: {
+      tokens: [
+        { secretId: 'root', management: true },
+        { secretId: 'web-secret', accessorId: 'acc-web', rules: serviceIdentityRules('web') },
+        { secretId: 'db-secret', accessorId: 'acc-db', rules: [{ resource: 'service', name: 'db', policy: 'write' }] },
+      ],
+    },
+  });
+  t.teardown(() => agent.close());
+  const tok = (secret: string): Record<string, string> => ({ 'X-Consul-Token': secret });
+  const anonDenied = (perm: string, name: string): string =>
+    `Permission denied: anonymous token lacks permission '${perm}' on "${name}". The anonymous token is used implicitly when a request does not specify a token.`;
+
+  let r = await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1'));
+  t.equal(r.status, 403, 'no token: the anonymous token, denied under default deny');
+  t.equal(r.text, anonDenied('service:write', 'web'));
+  t.equal(r.headers.get('x-consul-index'), null, 'no query meta on an agent endpoint error');
+  r = await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1'), tok('nope'));
+  t.same([r.status, r.text], [403, 'ACL not found'], 'an unknown token');
+  r = await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1'), tok('db-secret'));
+  t.same([r.status, r.text], [403, `Permission denied: token with AccessorID 'acc-db' lacks permission 'service:write' on "web"`], 'a token for another service');
+  t.same(agent.services(), [], 'none of those registered anything');
+
+  t.equal((await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1'), tok('web-secret'))).status, 200, 'X-Consul-Token');
+  t.equal((await call(agent, 'PUT', '/v1/agent/service/register?token=web-secret', reg('web-2'))).status, 200, '?token=');
+  t.equal((await call(agent, 'PUT', '/v1/agent/service/register', reg('web-3'), { Authorization: 'Bearer web-secret' })).status, 200, 'Authorization: Bearer');
+  t.same(agent.services().map((x) => x.id), ['web-1', 'web-2', 'web-3']);
+
+  r = await call(agent, 'PUT', '/v1/agent/check/pass/service:web-1');
+  t.same([r.status, r.text], [403, anonDenied('service:write', 'web')], 'a TTL pass needs service:write too');
+  r = await call(agent, 'PUT', '/v1/agent/check/pass/service:nope');
+  t.equal(r.status, 404, 'an unknown check is 404 whatever the permissions');
+  r = await call(agent, 'PUT', '/v1/agent/check/pass/service:nope', undefined, tok('nope'));
+  t.same([r.status, r.text], [403, 'ACL not found'], 'but the token is resolved first');
+  t.equal((await call(agent, 'PUT', '/v1/agent/check/pass/service:web-1', undefined, tok('web-secret'))).status, 200);
+
+  const anon = await health(agent, 'web');
+  t.same([anon.status, anon.entries], [200, []], 'health/service with no token: 200 and nothing (filtered, not refused)');
+  t.equal(anon.headers.get('x-consul-results-filtered-by-acls'), 'true');
+  t.ok(Number(anon.headers.get('x-consul-index')) > 1, 'with the real index, so it can block');
+  const own = await health(agent, 'web', '', tok('web-secret'));
+  t.same(own.entries.map((e) => e.Service.ID), ['web-1', 'web-2', 'web-3'], 'service:read + node:read see them');
+  t.equal(own.headers.get('x-consul-results-filtered-by-acls'), null);
+  t.same((await health(agent, 'web', '', tok('db-secret'))).entries, [], 'no read on web nor the node: filtered');
+  const unknown = await call(agent, 'GET', '/v1/health/service/web', undefined, tok('nope'));
+  t.same([unknown.status, unknown.text], [403, 'ACL not found'], 'an unknown token is refused on the query endpoint');
+  t.equal(unknown.headers.get('x-consul-index'), '1', 'with the empty query meta of the failed RPC');
+  t.equal(unknown.headers.get('x-consul-knownleader'), 'false');
+
+  r = await call(agent, 'GET', '/v1/agent/self');
+  t.same([r.status, r.text], [403, anonDenied('agent:read', 'fake-consul')]);
+  t.equal((await call(agent, 'GET', '/v1/agent/self', undefined, tok('root'))).status, 200, 'a management token may do anything');
+  t.equal((await call(agent, 'GET', '/v1/status/leader')).status, 200, 'status/leader needs no token');
+
+  t.equal((await call(agent, 'PUT', '/v1/agent/service/deregister/web-3')).status, 403);
+  t.equal((await call(agent, 'PUT', '/v1/agent/service/deregister/nope')).status, 404);
+  t.equal((await call(agent, 'PUT', '/v1/agent/service/deregister/web-3', undefined, tok('web-secret'))).status, 200);
+
+  agent.acl.removeToken('web-secret');
+  t.same((await call(agent, 'PUT', '/v1/agent/check/pass/service:web-1', undefined, tok('web-secret'))).text, 'ACL not found', 'a deleted token');
+  agent.acl.addToken({ secretId: 'web-secret', rules: serviceIdentityRules('web') });
+  t.equal((await call(agent, 'PUT', '/v1/agent/check/pass/service:web-1', undefined, tok('web-secret'))).status, 200, 'and re-created');
+  agent.acl.setDefaultPolicy('allow');
+  t.equal((await call(agent, 'PUT', '/v1/agent/check/pass/service:web-2')).status, 200, 'default allow: the anonymous token may write');
+  t.equal((await call(agent, 'PUT', '/v1/agent/check/pass/service:web-2', undefined, tok('nope'))).text, 'ACL not found', 'an unknown token is still refused');
+
+  const seen = agent.requests();
+  t.match(seen[0], { method: 'PUT', path: '/v1/agent/service/register', token: undefined, status: 403 });
+  t.match(seen[1], { token: 'nope', status: 403 });
+  t.same(
+    seen.slice(3, 6).map((x) => [x.token, x.status]),
+    [['web-secret', 200], ['web-secret', 200], ['web-secret', 200]],
+    'requests() records the token whichever way it came, and the status',
+  );
+});
+
+t.test('ACLs disabled (the default): tokens are ignored, even unknown ones; acl controls refuse', async (t) => {
+  const agent = await startFakeConsul();
+  t.teardown(() => agent.close());
+  t.equal((await call(agent, 'PUT', '/v1/agent/service/register', reg('web-1'), { 'X-Consul-Token': 'whatever' })).status, 200);
+  t.equal((await health(agent, 'web', '', { 'X-Consul-Token': 'whatever' })).entries.length, 1);
+  t.throws(() => agent.acl.setDefaultPolicy('allow'), /without acl/);
+  t.throws(() => agent.acl.addToken({ secretId: 'x' }), /without acl/);
+  t.throws(() => agent.acl.removeToken('x'), /without acl/);
 });
 
 t.test('agent/self and status/leader', async (t) => {

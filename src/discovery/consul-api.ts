@@ -19,6 +19,9 @@ export const ConsulErrorCode = {
   Timeout: 'CONSUL_TIMEOUT',
   /** HTTP 404: unknown service or check id (the agent may have lost its state). */
   NotFound: 'CONSUL_NOT_FOUND',
+  /** HTTP 403: the ACL system refused the call: the token lacks a permission ("Permission denied: ...")
+   *  or is unknown ("ACL not found"). Consul answers 403 for both; `detail` has its text. */
+  PermissionDenied: 'CONSUL_PERMISSION_DENIED',
   /** Any other non-2xx HTTP status. */
   Http: 'CONSUL_HTTP_ERROR',
   /** A 2xx answer whose body or headers are not what the Consul HTTP API promises. */
@@ -40,12 +43,15 @@ export class ConsulApiError extends Error {
   readonly operation: string;
   /** HTTP status when the agent answered, else undefined. */
   readonly statusCode: number | undefined;
+  /** The agent's own words when it answered with an error (its response body), else undefined. */
+  readonly detail: string | undefined;
 
-  constructor(code: ConsulErrorCode, operation: string, message: string, options?: { cause?: unknown; statusCode?: number }) {
+  constructor(code: ConsulErrorCode, operation: string, message: string, options?: { cause?: unknown; statusCode?: number; detail?: string }) {
     super(`${operation}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.operation = operation;
     this.statusCode = options?.statusCode;
+    this.detail = options?.detail;
   }
 }
 
@@ -119,6 +125,9 @@ export interface HealthServiceResult {
   readonly entries: readonly HealthServiceEntry[];
   /** `X-Consul-Index` of the answer; pass it back as `index` to block until it moves. */
   readonly index: bigint;
+  /** Consul left entries out that the token may not read (`X-Consul-Results-Filtered-By-ACLs: true`,
+   *  Consul 1.11+; older agents filter without saying so). */
+  readonly filteredByAcls: boolean;
 }
 
 /** `GET /v1/health/service/:name` query. */
@@ -143,7 +152,8 @@ export interface CallOptions {
 export interface ConsulApiOptions {
   /** Agent address, as `http://host:port`, `https://host:port` or `host:port` (the `CONSUL_HTTP_ADDR` forms). Default `http://127.0.0.1:8500`. */
   readonly agentUrl?: string;
-  /** ACL token sent as `X-Consul-Token`. Default none. */
+  /** ACL token, sent as `X-Consul-Token` on every call (blocking queries and deregistration too).
+   *  Default none (the agent then uses its default token, usually `anonymous`). */
   readonly token?: string;
   /** Timeout of one non-blocking call, ms. A blocking query gets `waitMs + waitMs/16 + requestTimeoutMs`. Default 5000. */
   readonly requestTimeoutMs?: number;
@@ -205,6 +215,8 @@ interface RequestContext extends EventEmitter {
 interface RawCommon {
   ctx: RequestContext;
   timeout: number;
+  /** Sent as the `X-Consul-Token` header by the package's common options. */
+  token?: string;
 }
 interface RawCheck {
   ttl: string;
@@ -240,6 +252,20 @@ interface RawError {
   isCodec?: boolean;
   isResponse?: boolean;
   statusCode?: number;
+  /** papi's ResponseError: the response, with its decoded body. */
+  response?: { body?: unknown };
+}
+
+/** Longest agent answer kept as an error's `detail`, characters. */
+const MAX_DETAIL = 500;
+
+/** The agent's own words from an error response: papi only puts a text body under 80 characters in
+ *  the message (else "forbidden"), and Consul's 403 texts are longer. */
+function bodyText(e: RawError): string | undefined {
+  const body = e.response?.body;
+  const text = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : undefined;
+  const trimmed = text?.trim();
+  return trimmed === undefined || trimmed === '' ? undefined : trimmed.slice(0, MAX_DETAIL);
 }
 
 function toMs(ms: number): string {
@@ -253,8 +279,9 @@ function wrapError(operation: string, err: unknown, signal: AbortSignal | undefi
   if (signal?.aborted === true || e.isAbort === true) return new ConsulApiError(ConsulErrorCode.Aborted, operation, 'aborted', { cause: err });
   if (e.isTimeout === true) return new ConsulApiError(ConsulErrorCode.Timeout, operation, message, { cause: err });
   if (e.isResponse === true && typeof e.statusCode === 'number') {
-    const code = e.statusCode === 404 ? ConsulErrorCode.NotFound : ConsulErrorCode.Http;
-    return new ConsulApiError(code, operation, `HTTP ${e.statusCode}: ${message}`, { cause: err, statusCode: e.statusCode });
+    const code = e.statusCode === 404 ? ConsulErrorCode.NotFound : e.statusCode === 403 ? ConsulErrorCode.PermissionDenied : ConsulErrorCode.Http;
+    const detail = bodyText(e) ?? message;
+    return new ConsulApiError(code, operation, `HTTP ${e.statusCode}: ${detail}`, { cause: err, statusCode: e.statusCode, detail });
   }
   if (e.isValidation === true) return new ConsulApiError(ConsulErrorCode.InvalidArgument, operation, message, { cause: err });
   if (e.isCodec === true) return new ConsulApiError(ConsulErrorCode.BadResponse, operation, message, { cause: err });
@@ -290,7 +317,12 @@ export function createConsulApi(options: ConsulApiOptions = {}): ConsulApi {
     throw new ConsulApiError(ConsulErrorCode.InvalidArgument, 'config', `requestTimeoutMs must be > 0, got ${requestTimeoutMs}`);
   }
   const { host, port, secure } = parseAgentUrl(options.agentUrl ?? DEFAULT_AGENT_URL);
-  const client = new Consul({ host, port, secure, ...(options.token === undefined ? {} : { defaults: { token: options.token } }) });
+  const token = options.token === '' ? undefined : options.token;
+  // A header value node:http would refuse: fail here, with a clear code, not on every call as "unreachable".
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    throw new ConsulApiError(ConsulErrorCode.InvalidArgument, 'config', 'the ACL token must be printable ASCII without spaces');
+  }
+  const client = new Consul({ host, port, secure });
   const raw = client as unknown as RawConsul;
 
   /** Runs one package call with a fresh papi context wired to `signal`; maps every failure. */
@@ -302,7 +334,9 @@ export function createConsulApi(options: ConsulApiOptions = {}): ConsulApi {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await fn({ ctx, timeout: timeoutMs });
+      // The token goes with each call explicitly rather than through the package's client-wide
+      // `defaults`, so no call path (blocking query, deregistration) can be built without it.
+      return await fn({ ctx, timeout: timeoutMs, ...(token === undefined ? {} : { token }) });
     } catch (err) {
       throw wrapError(operation, err, signal);
     } finally {
@@ -377,7 +411,7 @@ export function createConsulApi(options: ConsulApiOptions = {}): ConsulApi {
       // An empty body (no content) arrives as undefined; the API always sends at least `[]`.
       const entries = validateEntries(body);
       if (typeof entries === 'string') throw new ConsulApiError(ConsulErrorCode.BadResponse, operation, entries);
-      return { entries, index: BigInt(header) };
+      return { entries, index: BigInt(header), filteredByAcls: res.headers['x-consul-results-filtered-by-acls'] === 'true' };
     },
 
     destroy() {

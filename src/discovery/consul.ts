@@ -1,20 +1,18 @@
 /**
  * Consul discovery: registers this node with a TTL check it keeps passing, and watches
- * `health/service/<name>?passing` with blocking queries. When the agent is unreachable the last
- * known targets stay in place; when it comes back without our registration (a TTL pass answers
- * 404) the node registers again.
+ * `health/service/<name>?passing` with blocking queries (rate-limited, see `blocking-query.ts`).
+ * When the agent is unreachable or refuses the token, the last known targets stay in place, the
+ * status turns unhealthy (one log line per change, not one per retry) and both loops keep retrying;
+ * when the agent comes back without our registration (a TTL pass answers 404) the node registers again.
  */
+import { createWatchLimiter, nextWatchIndex } from './blocking-query.js';
 import { ConsulErrorCode, createConsulApi, serviceCheckId } from './consul-api.js';
 import type { ConsulApi, HealthServiceEntry } from './consul-api.js';
-import type { Discovery, DiscoveryListener, PeerTarget, SelfRegistration } from './types.js';
+import { CONSUL_ACL_FILTERED, ConsulStatus, failureOf } from './consul-status.js';
+import type { ConsulFailure, ConsulLoop, DiscoveryLogger } from './consul-status.js';
+import type { Discovery, DiscoveryListener, DiscoveryStatus, DiscoveryStatusListener, PeerTarget, SelfRegistration } from './types.js';
 
-/** pino-compatible logger (a pino `Logger` fits). */
-export interface DiscoveryLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { DiscoveryLogger } from './consul-status.js';
 
 /** Sleeps `ms` or until `signal` aborts; never rejects. Injected in tests. */
 export type SleepFn = (ms: number, signal: AbortSignal) => Promise<void>;
@@ -25,7 +23,8 @@ export interface ConsulDiscoveryOptions {
   readonly self: SelfRegistration;
   /** Agent address (`http://h:p`, `https://h:p` or `h:p`). Default `http://127.0.0.1:8500`. */
   readonly agentUrl?: string;
-  /** ACL token. Default none. */
+  /** ACL token, sent as `X-Consul-Token` on every call. Default none (the agent's default token).
+   *  It needs `service:write` on `serviceName`, and `service:read` + `node:read` to see the peers. */
   readonly token?: string;
   /** Consul service name all nodes of the mesh register under. Default `chatmesh`. */
   readonly serviceName?: string;
@@ -45,12 +44,18 @@ export interface ConsulDiscoveryOptions {
   readonly retryMinMs?: number;
   /** Cap of the retry delay, ms. Default 10 000. */
   readonly retryMaxMs?: number;
+  /** Health queries the watch may make back to back before the rate limit applies (integer >= 1). Default 2. */
+  readonly watchBurst?: number;
+  /** Once `watchBurst` is spent, at most one health query per this many ms. Default 1 000. */
+  readonly watchIntervalMs?: number;
   /** Logger. Default: silent. */
   readonly logger?: DiscoveryLogger;
   /** Sleep used for pass intervals and back-off. Default: a real timer. */
   readonly sleep?: SleepFn;
   /** Random source for jitter, in [0, 1). Default `Math.random`. */
   readonly random?: () => number;
+  /** Clock for the watch rate limit and `status().since`, ms. Default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /** Defaults of {@link ConsulDiscoveryOptions} (`passIntervalMs` defaults to `ttlMs / 3`). */
@@ -63,6 +68,11 @@ export const CONSUL_DISCOVERY_DEFAULTS = {
   requestTimeoutMs: 5_000,
   retryMinMs: 250,
   retryMaxMs: 10_000,
+  // Consul's docs suggest a token bucket with burst 2 and, under churn, "polling at a reasonable rate
+  // (say every 15 seconds)". A mesh wants membership news sooner than that, and each node runs one
+  // watch, so the sustained rate is one query per second per node.
+  watchBurst: 2,
+  watchIntervalMs: 1_000,
 } as const;
 
 /** Stable codes of {@link ConsulDiscoveryError}. */
@@ -116,9 +126,12 @@ function resolveOptions(o: ConsulDiscoveryOptions): Resolved {
     requestTimeoutMs: o.requestTimeoutMs ?? d.requestTimeoutMs,
     retryMinMs: o.retryMinMs ?? d.retryMinMs,
     retryMaxMs: o.retryMaxMs ?? d.retryMaxMs,
+    watchBurst: o.watchBurst ?? d.watchBurst,
+    watchIntervalMs: o.watchIntervalMs ?? d.watchIntervalMs,
     logger: o.logger ?? silent,
     sleep: o.sleep ?? defaultSleep,
     random: o.random ?? Math.random,
+    now: o.now ?? Date.now,
   };
   const bad = (msg: string): never => {
     throw new ConsulDiscoveryError(ConsulDiscoveryErrorCode.InvalidOptions, `consul discovery: ${msg}`);
@@ -134,6 +147,9 @@ function resolveOptions(o: ConsulDiscoveryOptions): Resolved {
   positive('requestTimeoutMs');
   positive('retryMinMs');
   positive('retryMaxMs');
+  positive('watchIntervalMs');
+  if (!Number.isInteger(r.watchBurst) || r.watchBurst < 1) bad(`watchBurst must be an integer >= 1, got ${String(r.watchBurst)}`);
+  if (r.token !== undefined && !/^[\x21-\x7e]*$/.test(r.token)) bad('token must be printable ASCII without spaces');
   if (r.passIntervalMs >= r.ttlMs) bad(`passIntervalMs (${r.passIntervalMs}) must be below ttlMs (${r.ttlMs})`);
   if (r.retryMinMs > r.retryMaxMs) bad(`retryMinMs (${r.retryMinMs}) must not exceed retryMaxMs (${r.retryMaxMs})`);
   if (!/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(r.serviceName)) bad(`serviceName must be DNS-safe ([A-Za-z0-9-]), got "${r.serviceName}"`);
@@ -167,8 +183,32 @@ function toTarget(e: HealthServiceEntry): PeerTarget | undefined {
   });
 }
 
-function codeOf(err: unknown): string {
-  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'UNKNOWN';
+/** A sleep that `wake()` cuts short, also when `wake()` came just before the sleep started. */
+class Alarm {
+  readonly #sleep: SleepFn;
+  #current: AbortController | undefined;
+  #woken = false;
+  constructor(sleep: SleepFn) {
+    this.#sleep = sleep;
+  }
+  wake(): void {
+    this.#woken = true;
+    this.#current?.abort();
+  }
+  async sleep(ms: number): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return;
+    }
+    const ac = new AbortController();
+    this.#current = ac;
+    try {
+      await this.#sleep(ms, ac.signal);
+    } finally {
+      this.#current = undefined;
+      this.#woken = false;
+    }
+  }
 }
 
 class ConsulDiscovery implements Discovery {
@@ -180,13 +220,14 @@ class ConsulDiscovery implements Discovery {
   #state: 'new' | 'running' | 'stopped' = 'new';
   #targets: readonly PeerTarget[] = Object.freeze([]);
   #targetsKey = '[]';
+  readonly #health: ConsulStatus;
   #leaving = false;
   #deregistering: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
-  /** Aborts the blocking query and every sleep at stop. */
+  /** Aborts the blocking query and the rate-limit waits at stop. */
   readonly #stopAbort = new AbortController();
-  /** Cuts the heartbeat's current sleep short (agent back, leaving, stopping). */
-  #wake = new AbortController();
+  /** Cut a loop's current sleep short (agent back, leaving, stopping). */
+  readonly #alarms: Record<ConsulLoop, Alarm>;
   #heartbeatLoop: Promise<void> | undefined;
   #watchLoop: Promise<void> | undefined;
 
@@ -194,6 +235,8 @@ class ConsulDiscovery implements Discovery {
     this.#o = o;
     this.#log = o.logger;
     this.#checkId = serviceCheckId(o.self.id);
+    this.#health = new ConsulStatus({ agentUrl: o.agentUrl, logger: o.logger, now: o.now });
+    this.#alarms = { heartbeat: new Alarm(o.sleep), watch: new Alarm(o.sleep) };
     this.#api = createConsulApi({ agentUrl: o.agentUrl, requestTimeoutMs: o.requestTimeoutMs, ...(o.token === undefined ? {} : { token: o.token }) });
   }
 
@@ -222,6 +265,14 @@ class ConsulDiscovery implements Discovery {
     };
   }
 
+  status(): DiscoveryStatus {
+    return this.#health.current();
+  }
+
+  onStatusChange(listener: DiscoveryStatusListener): () => void {
+    return this.#health.onChange(listener);
+  }
+
   deregister(): Promise<void> {
     this.#deregistering ??= this.#deregister().catch((err: unknown) => {
       this.#deregistering = undefined; // a later call tries again
@@ -237,7 +288,7 @@ class ConsulDiscovery implements Discovery {
 
   async #deregister(): Promise<void> {
     this.#leaving = true;
-    this.#wake.abort();
+    this.#alarms.heartbeat.wake();
     // Let an in-flight pass or registration finish, so that it cannot land after the deregistration.
     if (this.#heartbeatLoop === undefined) return; // never started: nothing registered
     await this.#heartbeatLoop;
@@ -245,7 +296,7 @@ class ConsulDiscovery implements Discovery {
       await this.#api.deregister(this.#o.self.id);
       this.#log.info({ serviceId: this.#o.self.id }, 'deregistered from consul');
     } catch (err) {
-      if (codeOf(err) !== ConsulErrorCode.NotFound) throw err; // already gone counts as done
+      if (failureOf(err).code !== ConsulErrorCode.NotFound) throw err; // already gone counts as done
     }
   }
 
@@ -254,11 +305,13 @@ class ConsulDiscovery implements Discovery {
     try {
       await this.deregister();
     } catch (err) {
-      this.#log.warn({ code: codeOf(err), err }, 'consul deregistration failed at stop; the agent reaps the service once its check stays critical');
+      const f = failureOf(err);
+      this.#log.warn({ code: f.code, detail: f.detail }, 'consul deregistration failed at stop; the agent reaps the service once its check stays critical');
     }
     this.#state = 'stopped';
     this.#stopAbort.abort();
-    this.#wake.abort();
+    this.#alarms.heartbeat.wake();
+    this.#alarms.watch.wake();
     await Promise.all([this.#heartbeatLoop, this.#watchLoop]);
     this.#api.destroy();
   }
@@ -271,6 +324,12 @@ class ConsulDiscovery implements Discovery {
   #backoffMs(failures: number): number {
     const cap = Math.min(this.#o.retryMaxMs, this.#o.retryMinMs * 2 ** Math.min(failures - 1, 30));
     return cap / 2 + (this.#o.random() * cap) / 2;
+  }
+
+  /** Records a call's outcome in the status. When one loop works again while the other still backs
+   *  off, the other retries now: the node recovers within one call, not one (up to retryMaxMs) back-off. */
+  #report(loop: ConsulLoop, failure: ConsulFailure | undefined): void {
+    if (this.#health.report(loop, failure)) this.#alarms[loop === 'heartbeat' ? 'watch' : 'heartbeat'].wake();
   }
 
   async #registerSelf(): Promise<void> {
@@ -302,24 +361,24 @@ class ConsulDiscovery implements Discovery {
           else await this.#api.passCheck(this.#checkId);
           needRegister = false;
           failures = 0;
+          this.#report('heartbeat', undefined);
         } catch (err) {
-          const code = codeOf(err);
-          if (code === ConsulErrorCode.NotFound && !registering) {
+          const f = failureOf(err);
+          if (f.code === ConsulErrorCode.NotFound && !registering) {
             // The agent forgot us (restarted without state, or reaped us): register again now.
-            this.#log.warn({ code, checkId: this.#checkId }, 'consul agent does not know our check; re-registering');
+            this.#log.warn({ code: f.code, checkId: this.#checkId }, 'consul agent does not know our check; re-registering');
             needRegister = true;
             delayMs = 0;
           } else {
             failures += 1;
             delayMs = Math.min(this.#backoffMs(failures), this.#o.passIntervalMs);
-            this.#log.warn({ code, err, failures, retryInMs: Math.round(delayMs) }, registering ? 'consul registration failed' : 'consul TTL pass failed');
+            this.#report('heartbeat', f);
+            // Every retry at debug, without a stack: the status change above was the one warning.
+            this.#log.debug({ ...f, failures, retryInMs: Math.round(delayMs) }, registering ? 'consul registration failed; retrying' : 'consul TTL pass failed; retrying');
           }
         }
         onFirstAttempt();
-        if (delayMs > 0 && this.#running() && !this.#leaving) {
-          this.#wake = new AbortController();
-          await this.#o.sleep(delayMs, this.#wake.signal);
-        }
+        if (delayMs > 0 && this.#running() && !this.#leaving) await this.#alarms.heartbeat.sleep(delayMs);
       }
     } finally {
       onFirstAttempt();
@@ -328,10 +387,17 @@ class ConsulDiscovery implements Discovery {
 
   /** Blocking-query loop over `health/service/<name>?passing`; keeps the last targets on errors. */
   async #watch(onFirstAnswer: () => void): Promise<void> {
+    const limiter = createWatchLimiter({ burst: this.#o.watchBurst, intervalMs: this.#o.watchIntervalMs, now: this.#o.now });
     let index = 0n;
     let failures = 0;
     try {
       while (this.#running()) {
+        // After a failure the back-off has spaced this query already (and an agent that is back
+        // should be asked at once); after an answer, the rate limit spaces it.
+        for (let waitMs = failures > 0 ? 0 : limiter.take(); waitMs > 0 && this.#running(); waitMs = limiter.take()) {
+          await this.#o.sleep(waitMs, this.#stopAbort.signal);
+        }
+        if (!this.#running()) break;
         try {
           const r = await this.#api.healthService({
             service: this.#o.serviceName,
@@ -340,22 +406,29 @@ class ConsulDiscovery implements Discovery {
             waitMs: this.#o.waitMs,
             signal: this.#stopAbort.signal,
           });
-          if (failures > 0) {
-            this.#log.info({ failures }, 'consul agent reachable again');
-            this.#wake.abort(); // pass now: a 404 tells us to re-register without waiting an interval
-          }
+          // After an outage, pass now: a 404 tells the heartbeat to re-register without waiting an interval.
+          if (failures > 0) this.#alarms.heartbeat.wake();
           failures = 0;
-          // Consul: an index that goes backwards (agent restarted, state lost) means start over from 0.
-          index = r.index < index ? 0n : r.index < 1n ? 1n : r.index;
+          // Consul answers a token without read rights with fewer entries, not a 403: a node that
+          // cannot see its peers is as broken as one that cannot reach Consul.
+          this.#report(
+            'watch',
+            r.filteredByAcls
+              ? { code: CONSUL_ACL_FILTERED, operation: 'health.service', detail: `Consul hid "${this.#o.serviceName}" entries the token may not read (X-Consul-Results-Filtered-By-ACLs)` }
+              : undefined,
+          );
+          index = nextWatchIndex(index, r.index);
           this.#update(r.entries);
         } catch (err) {
           if (!this.#running()) break;
+          const f = failureOf(err);
           failures += 1;
           index = 0n; // after an outage the agent may be a new one: ask without blocking first
           const delayMs = this.#backoffMs(failures);
-          this.#log.warn({ code: codeOf(err), err, failures, retryInMs: Math.round(delayMs) }, 'consul health query failed; keeping the last known targets');
+          this.#report('watch', f);
+          this.#log.debug({ ...f, failures, retryInMs: Math.round(delayMs) }, 'consul health query failed; keeping the last known targets; retrying');
           onFirstAnswer();
-          await this.#o.sleep(delayMs, this.#stopAbort.signal);
+          await this.#alarms.watch.sleep(delayMs);
           continue;
         }
         onFirstAnswer();

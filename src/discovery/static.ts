@@ -3,7 +3,7 @@
  * live is the mesh link's business.
  */
 import { isIP } from 'node:net';
-import type { Discovery, DiscoveryListener, PeerTarget } from './types.js';
+import type { Discovery, DiscoveryListener, DiscoveryStatus, PeerTarget } from './types.js';
 
 /** Stable codes of {@link StaticDiscoveryError}. */
 export const StaticDiscoveryErrorCode = {
@@ -83,7 +83,8 @@ export interface StaticDiscoveryOptions {
  * Creates a {@link Discovery} over a fixed list. Every entry is validated here: a bad one throws
  * {@link StaticDiscoveryError} (`DISCOVERY_INVALID_PEER`). `targets()` is empty until `start()`,
  * which publishes the list once to listeners (if non-empty), so code that only listens works with
- * both backends. `start`, `deregister` and `stop` are idempotent and do no I/O.
+ * both backends. `start`, `deregister` and `stop` are idempotent and do no I/O. Always healthy: whether a peer is
+ * reachable is the mesh link's business.
  */
 export function createStaticDiscovery(options: StaticDiscoveryOptions): Discovery {
   const self = options.selfAddress === undefined ? undefined : parsePeerAddress(options.selfAddress).address;
@@ -100,6 +101,7 @@ export function createStaticDiscovery(options: StaticDiscoveryOptions): Discover
   const listeners = new Set<DiscoveryListener>();
   let current: readonly PeerTarget[] = Object.freeze([]);
   let state: 'new' | 'running' | 'stopped' = 'new';
+  const healthy: DiscoveryStatus = Object.freeze({ healthy: true, since: Date.now() });
 
   return {
     async start() {
@@ -117,6 +119,8 @@ export function createStaticDiscovery(options: StaticDiscoveryOptions): Discover
         listeners.delete(wrapped);
       };
     },
+    status: () => healthy,
+    onStatusChange: () => () => {}, // never changes
     async deregister() {},
     async stop() {
       state = 'stopped';

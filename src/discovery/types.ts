@@ -31,6 +31,23 @@ export interface SelfRegistration {
 export type DiscoveryListener = (targets: readonly PeerTarget[]) => void;
 
 /**
+ * Whether discovery can do its job right now: register this node and learn the others. A node is
+ * only ready (`/healthz` 200, gRPC health SERVING) while its discovery is healthy.
+ */
+export interface DiscoveryStatus {
+  /** False while the backend's calls fail (Consul: unreachable, token refused, ...). It keeps retrying. */
+  readonly healthy: boolean;
+  /** While unhealthy: stable code of the failure, e.g. `CONSUL_PERMISSION_DENIED`, `CONSUL_UNREACHABLE`. */
+  readonly code?: string;
+  /** While unhealthy: one sentence saying what fails and what to check. */
+  readonly reason?: string;
+  /** When this state (healthy, or unhealthy with this `code`) began, ms since the epoch. */
+  readonly since: number;
+}
+
+export type DiscoveryStatusListener = (status: DiscoveryStatus) => void;
+
+/**
  * A discovery backend. Not safe to `start` twice. Listeners are called with the complete current
  * set of targets (never deltas), excluding this node itself, whenever it changes.
  */
@@ -42,6 +59,11 @@ export interface Discovery {
   targets(): readonly PeerTarget[];
   /** Subscribe to changes; returns an unsubscribe function. */
   onChange(listener: DiscoveryListener): () => void;
+  /** Current health of the backend. Healthy until a call fails (a static list is always healthy). */
+  status(): DiscoveryStatus;
+  /** Called once per change of `status()` (healthy <-> unhealthy, or a new failure `code`), never per
+   *  retry. Returns an unsubscribe function. */
+  onStatusChange(listener: DiscoveryStatusListener): () => void;
   /** Marks this node as leaving (Consul: deregisters) but keeps watching. Idempotent. */
   deregister(): Promise<void>;
   /** Deregisters and stops every timer and socket. Idempotent. */
