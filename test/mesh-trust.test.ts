@@ -98,6 +98,30 @@ t.test('a node crashing and restarting never makes online users look offline', a
   t.equal(c.flaps, 0, 'no watcher saw an offline transition');
 });
 
+t.test('a restarted node that links to one peer first never makes online users look offline', async (t) => {
+  // The hard case of a rejoin: node 1 comes back linked to node 2 but not (yet) to node 0, so
+  // node 2 moves topics homed at node 0 (stand-in for node 1) back to node 1 while node 0 still
+  // thinks it is their home. Node 0 must not answer "nobody" from what node 2 no longer tells it.
+  const { mesh, pairs, watchers } = await setup(t);
+  const w = workload(mesh, pairs, watchers);
+  await new Promise((r) => setTimeout(r, 200));
+  await mesh.crash(1);
+  await eventually(() => mesh.node(0).peers.upLinks().size === 1 && mesh.node(2).peers.upLinks().size === 1, 3000, 'node 1 gone');
+  await new Promise((r) => setTimeout(r, 200));
+  mesh.net.block(mesh.address(0), mesh.address(1));
+  await mesh.start(1);
+  await eventually(() => mesh.node(1).peers.upLinks().has(mesh.id(2)), 5000, 'node 1 linked to node 2');
+  await new Promise((r) => setTimeout(r, 3500)); // past the 3 s barrier timeout
+  mesh.net.unblock(mesh.address(0), mesh.address(1));
+  await formed(mesh);
+  await new Promise((r) => setTimeout(r, 800));
+  const c = await w.stop();
+  t.comment(JSON.stringify(c));
+  t.equal(c.falseOffline, 0, 'no false offline');
+  t.equal(c.falsePresence, 0, 'no false presence');
+  t.equal(c.flaps, 0, 'no flaps');
+});
+
 t.test('a graceful leave and rejoin never makes online users look offline', async (t) => {
   const { mesh, pairs, watchers } = await setup(t);
   const w = workload(mesh, pairs, watchers);
@@ -127,14 +151,16 @@ t.test('routable at welcome: a send from another node right after the subscripti
   for (let i = 0; i < 60; i++) {
     const topic = userTopic(`late${i}`);
     // The sender's node first learns (and caches) that nobody holds the user.
-    t.equal(await n0.router.publish(topic, '{"type":"message"}', undefined, { msg: `a${i}` }), 0, 'offline before it connects');
+    const frame = (msg: string): string => `{"type":"message","msg":"${msg}","from":"x","to":"late${i}","body":"hi","ts":1}`;
+    t.equal(await n0.router.publish(topic, frame(`a${i}`), undefined, { msg: `a${i}` }), 0, 'offline before it connects');
     const sub = new FakeSub(`late${i}`, n2.id);
     await n2.router.subscribe(topic, sub);
-    if ((await n0.router.publish(topic, '{"type":"message"}', undefined, { msg: `b${i}` })) > 0) delivered++;
+    if ((await n0.router.publish(topic, frame(`b${i}`), undefined, { msg: `b${i}` })) === 1) delivered++;
     if ((await n0.router.online([topic])).get(topic) === true) online++;
   }
   t.equal(delivered, 60, 'every send right after the welcome was delivered');
   t.equal(online, 60, 'every presence right after the welcome said online');
+  t.equal(n0.router.stats.membershipChanges, 2, 'no link dropped meanwhile');
 });
 
 t.test('a drain does not flap presence for users that reconnect elsewhere', async (t) => {

@@ -8,8 +8,6 @@ import type { Envelope } from './wire.js';
 
 /** What an owner node answered to one delivery. */
 type Result = { readonly count: number; readonly notHere: boolean };
-/** A link that went down with the delivery in flight: that node is gone, and its connections. */
-const GONE: Result = { count: 0, notHere: false };
 /** An owner we have no link to: the route is stale (a dead node) or ahead of us (a joining one). */
 const NO_LINK: Result = { count: 0, notHere: true };
 
@@ -137,7 +135,9 @@ export class Deliveries {
       const id = this.pending.add(peer, resolve, (why) => {
         // Answered unavailable: if the delivery is still queued here, it must never leave.
         if (why === 'timeout' && env) link.cancel(env);
-        resolve(why === 'gone' ? GONE : 'unavailable');
+        // Timed out, or the link went down with the delivery in flight: whether it was written is
+        // unknown, so it never counts as "written to nobody" (that would be a false offline).
+        resolve('unavailable');
       });
       env = { deliver: { id, topic: job.topic, data: job.data, exceptSession: job.except ?? '', acceptedAtMs: job.acceptedAt, msg: job.msg ?? '' } };
       this.host.stats.deliveriesOut++;

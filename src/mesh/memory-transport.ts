@@ -24,6 +24,8 @@ export class MemoryNetwork {
   private readonly codec = makeCodec();
   private readonly listeners = new Map<string, { onStream: (s: LinkStream) => void; streams: Set<MemoryStream> }>();
   private nextPort = 10_000;
+  /** Pairs `a|b` (addresses, both orders) between which no new stream can be opened. */
+  private readonly blocked = new Set<string>();
 
   /** A transport on this network. */
   transport(): MeshTransport {
@@ -39,7 +41,7 @@ export class MemoryNetwork {
         return Promise.resolve(p);
       },
       dial(address) {
-        const s = net.connect(address);
+        const s = net.connect(address, bound);
         mine.add(s);
         return s;
       },
@@ -59,10 +61,21 @@ export class MemoryNetwork {
     for (const s of l.streams) s.fail(new Error(why));
   }
 
-  private connect(address: string): MemoryStream {
+  /** From now on, dials between the nodes at `a` and `b` fail (a partial partition, for tests). */
+  block(a: string, b: string): void {
+    this.blocked.add(`${a}|${b}`).add(`${b}|${a}`);
+  }
+
+  /** Undoes {@link block}. */
+  unblock(a: string, b: string): void {
+    this.blocked.delete(`${a}|${b}`);
+    this.blocked.delete(`${b}|${a}`);
+  }
+
+  private connect(address: string, from: string | undefined): MemoryStream {
     const a = new MemoryStream(address, this.codec);
     const l = this.listeners.get(address);
-    if (!l) {
+    if (!l || this.blocked.has(`${from}|${address}`)) {
       setImmediate(() => a.fail(new Error(`connect ECONNREFUSED ${address}`)));
       return a;
     }

@@ -111,9 +111,16 @@ export class Resync {
     if (!done) return;
     this.inbound.delete(peer);
     this.host.stats.snapshotsIn++;
-    for (const change of this.host.directory.syncNode(peer, acc)) this.host.broadcast(change.topic, change.entry);
     this.views.set(peer, view);
-    if (view === this.membersHash && this.awaiting.delete(peer) && this.awaiting.size === 0) this.host.onSettled();
+    // Made under another view of the members: the peer now sends the changes of some topics that
+    // are homed here in our view to another node, so what we hold for it may go stale. Not
+    // authoritative until it re-sends under our view (it does as soon as our views agree). Marked
+    // before the snapshot is applied, so the changes it makes are held back, not sent as firm.
+    const sameView = view === this.membersHash;
+    if (!sameView) this.awaiting.add(peer);
+    for (const change of this.host.directory.syncNode(peer, acc)) this.host.broadcast(change.topic, change.entry);
+    if (!sameView) return;
+    if (this.awaiting.delete(peer) && this.awaiting.size === 0) this.host.onSettled();
   }
 
   /** Anti-entropy: tells each home a digest of our topics homed there. */

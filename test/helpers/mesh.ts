@@ -39,6 +39,11 @@ export class MemoryMesh {
     t.teardown(() => this.stopAll());
   }
 
+  /** Mesh address of node i. */
+  address(i: number): string {
+    return this.addresses[i]!;
+  }
+
   /** Node id of index i. */
   id(i: number): string {
     return `n${i}`;
