@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeClientFrame, encodeMessage, encodeMessageAck, encodeRoomMessage, encodeServerFrame, FrameError, MAX_BODY_BYTES } from '../src/protocol/index.js';
+import { decodeClientFrame, decodeClientFrameBytes, encodeMessage, encodeMessageAck, encodeRoomMessage, encodeServerFrame, FrameError, MAX_BODY_BYTES } from '../src/protocol/index.js';
 
 function fails(text: string, code: string, requestId?: string): void {
   try {
@@ -23,6 +23,7 @@ t.test('valid frames decode to the typed union', async (t) => {
   t.same(decodeClientFrame('{"type":"presence","id":"x","users":["a","b","a"]}'), { type: 'presence', id: 'x', users: ['a', 'b'] });
   t.same(decodeClientFrame('{"type":"watch","users":["a"]}'), { type: 'watch', users: ['a'] });
   t.same(decodeClientFrame('{"type":"unwatch","users":["a"]}'), { type: 'unwatch', users: ['a'] });
+  t.same(decodeClientFrame('{"type":"refresh","id":"c8","token":"x.y.z"}'), { type: 'refresh', id: 'c8', token: 'x.y.z' });
 });
 
 t.test('malformed input is bad_request', async () => {
@@ -48,6 +49,10 @@ t.test('malformed input is bad_request', async () => {
   fails(`{"type":"watch","id":"c","users":${JSON.stringify(Array.from({ length: 1001 }, (_, i) => `u${i}`))}}`, 'bad_request', 'c');
   fails('{"type":"hello"}', 'bad_request');
   fails('{"type":"hello","token":""}', 'bad_request');
+  fails('{"type":"refresh","id":"r"}', 'bad_request', 'r');
+  fails('{"type":"refresh","id":"r","token":""}', 'bad_request', 'r');
+  fails('{"type":"refresh","id":"r","token":42}', 'bad_request', 'r');
+  fails(`{"type":"refresh","id":"r","token":"${'t'.repeat(8193)}"}`, 'bad_request', 'r');
 });
 
 t.test('unknown type is unknown_type with the id', async () => {
@@ -71,4 +76,25 @@ t.test('hot-path encoders produce exactly what encodeServerFrame does', async (t
     { type: 'room_message', msg: '01ARZ3NDEKTSV4RRFFQ69G5FAV', room: 'lobby', from: 'alice', body, ts: 5 });
   t.same(JSON.parse(encodeMessageAck('id "1"', 'delivered', 'M', 7)), { type: 'ack', id: 'id "1"', status: 'delivered', msg: 'M', ts: 7 });
   t.same(JSON.parse(encodeMessageAck(undefined, 'offline', 'M', 7)), { type: 'ack', status: 'offline', msg: 'M', ts: 7 });
+});
+
+t.test('bytes: junk that cannot be an object is refused before decoding; the rest decodes as text', async (t) => {
+  const refused = (bytes: Buffer): string => {
+    try {
+      decodeClientFrameBytes(bytes);
+    } catch (err) {
+      t.type(err, FrameError);
+      return `${(err as FrameError).code}: ${(err as FrameError).message}`;
+    }
+    return 'decoded';
+  };
+  for (const junk of ['not json', '[1]', '"s"', '42', 'true', '', '   ', '\uFEFF{"type":"join","room":"r"}']) {
+    t.equal(refused(Buffer.from(junk)), 'bad_request: frame must be a JSON object', JSON.stringify(junk));
+  }
+  t.equal(refused(Buffer.from([0xff, 0xfe, 0x7b])), 'bad_request: frame must be a JSON object', 'binary junk');
+  t.same(decodeClientFrameBytes(Buffer.from(' \t\r\n{"type":"join","id":"j","room":"r"}')), { type: 'join', id: 'j', room: 'r' });
+  // A view into a larger buffer (as a socket read hands it over) decodes only its own bytes.
+  const big = Buffer.from('xx{"type":"leave","room":"r"}yy');
+  t.same(decodeClientFrameBytes(big.subarray(2, big.length - 2)), { type: 'leave', room: 'r' });
+  t.equal(refused(Buffer.from('{"type":"dance","id":"d"}')), 'unknown_type: unknown frame type "dance"');
 });

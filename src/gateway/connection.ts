@@ -4,17 +4,23 @@ import { roomTopic, userTopic, topicName } from '../core/index.js';
 import type { Router, Subscriber, Topic } from '../core/index.js';
 import type { Logger } from '../log.js';
 import {
-  ChatError, CloseCode, ErrorCode, FrameError, MAX_WATCHED_PER_CONNECTION, decodeClientFrame, encodeServerFrame,
-  encodeMessage, encodeMessageAck, encodeRoomMessage,
+  ChatError, CloseCode, ErrorCode, FrameError, MAX_WATCHED_PER_CONNECTION, RATE_LIMITED_NOTICE_INTERVAL_MS,
+  decodeClientFrameBytes, encodeServerFrame, encodeMessage, encodeMessageAck, encodeRoomMessage,
 } from '../protocol/index.js';
-import type { ClientFrame, HelloFrame, PresenceStatus, ServerFrame } from '../protocol/index.js';
+import type { ClientFrame, HelloFrame, PresenceStatus, RefreshFrame, ServerFrame } from '../protocol/index.js';
 import { TokenBucket } from '../util/index.js';
 import type { Clock, UlidGenerator } from '../util/index.js';
+import { BadFrameWindow } from './bad-frame-window.js';
 import type { GatewayOptions } from './options.js';
 import type { GatewayStats } from './stats.js';
 
 /** Max rooms one connection may have joined at once. */
 export const MAX_ROOMS_PER_CONNECTION = 1000;
+/** Time a client gets to answer a 1008 close before its socket is destroyed, in ms. Shorter than
+ *  the usual grace: the socket stops being read at once, so a flooder costs nothing meanwhile. */
+export const POLICY_CLOSE_GRACE_MS = 1000;
+/** Longest delay one `setTimeout` takes (about 24.8 days); a later expiry re-arms on the way. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** What every connection of a gateway shares. */
 export interface GatewayContext {
@@ -33,7 +39,9 @@ type State = 'hello' | 'auth' | 'ready' | 'closed';
 
 /**
  * One client connection: authentication, frame handling and its subscriptions. Every frame that
- * carries an `id` gets exactly one answer: an `ack`/`presence`, or an `error`.
+ * carries an `id` gets exactly one answer: an `ack`/`presence`, or an `error` (`rate_limited` for a
+ * frame over the rate limit; one that is not even JSON gets one `rate_limited` without id at most
+ * once per `RATE_LIMITED_NOTICE_INTERVAL_MS`).
  */
 export class ClientConnection implements Subscriber {
   readonly session: string;
@@ -44,11 +52,22 @@ export class ClientConnection implements Subscriber {
   /** Authenticated and subscribed to its user topic (from before the welcome until cleanup). */
   private registered = false;
   private corked = false;
-  private pending: string[] = [];
+  /** Frames that arrived between the hello and the welcome, undecoded. */
+  private pending: Buffer[] = [];
+  /** Reading is paused until the rate limiter has a token again. */
+  private throttled = false;
+  /** Reading stopped for good (1008): the close is not waited for. */
+  private readingStopped = false;
   private readonly rooms = new Set<string>();
   private readonly watched = new Set<string>();
   private readonly bucket: TokenBucket;
+  private readonly badFrames: BadFrameWindow;
+  /** Monotonic time before which no further `rate_limited` notice is sent. */
+  private rateNoticeAfter = -Infinity;
   private helloTimer: NodeJS.Timeout | undefined;
+  /** Expiry of the connection's token in ms since the epoch; undefined without a token (dev auth). */
+  private expiresAtMs: number | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
   /** Resolves when the underlying socket has closed. */
   readonly socketClosed: Promise<void>;
   private readonly onPresence = (topic: Topic, online: boolean): void => {
@@ -63,9 +82,12 @@ export class ClientConnection implements Subscriber {
   ) {
     this.session = session;
     this.bucket = new TokenBucket({ ratePerSec: ctx.opts.rateLimitPerSec, burst: ctx.opts.rateLimitBurst, clock: ctx.clock });
+    this.badFrames = new BadFrameWindow({ max: Math.max(1, Math.floor(ctx.opts.maxBadFrames)), windowMs: ctx.opts.badFrameWindowMs, clock: ctx.clock });
     this.helloTimer = setTimeout(() => this.reject('no hello within the deadline'), ctx.opts.helloTimeoutMs);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => { this.alive = true; });
+    // The server answers pings itself (autoPong is off): a ping is a frame and counts too.
+    ws.on('ping', (data) => this.onPing(data));
     this.socketClosed = new Promise((resolve) => ws.once('close', () => resolve()));
     ws.on('close', () => this.cleanup());
     ws.on('error', (err) => ctx.log.debug({ err, session }, 'client socket error'));
@@ -103,11 +125,19 @@ export class ClientConnection implements Subscriber {
     });
   }
 
-  /** Closes with `code`; terminates if the client does not complete the close handshake. */
-  close(code: number, reason: string, graceMs = 2000): void {
+  /**
+   * Closes with `code`; terminates if the client does not complete the close handshake within
+   * `graceMs`. With `stopReading`, nothing more is read from the socket (an abuser's frames stay in
+   * the kernel's buffers instead of costing CPU); the handshake then ends by the terminate.
+   */
+  close(code: number, reason: string, graceMs = 2000, stopReading = false): void {
     if (this.state === 'closed') return;
     this.cleanup();
     this.ws.close(code, reason);
+    if (stopReading) {
+      this.readingStopped = true;
+      this.ws.pause();
+    }
     setTimeout(() => this.ws.terminate(), graceMs).unref();
   }
 
@@ -130,35 +160,90 @@ export class ClientConnection implements Subscriber {
   private sendError(code: ErrorCode, message: string, id: string | undefined): void {
     this.ctx.stats.countError(code);
     this.send(id === undefined ? { type: 'error', code, message } : { type: 'error', id, code, message });
+    if ((code === ErrorCode.BadRequest || code === ErrorCode.UnknownType) && this.badFrames.record()) {
+      this.ctx.stats.policyViolations++;
+      this.ctx.log.debug({ session: this.session, user: this.user }, 'too many bad frames: closing with 1008');
+      this.close(CloseCode.PolicyViolation, 'too many bad frames', POLICY_CLOSE_GRACE_MS, true);
+    }
+  }
+
+  /**
+   * A frame over the rate limit is not handled, and reading pauses until the bucket refills (so a
+   * flooder gets few frames read at all). A text frame with a request id is answered
+   * `rate_limited` with that id (the contract: every frame with an id gets exactly one answer;
+   * finding the id is one JSON.parse, and reading is paused, so that stays cheap). Any other frame
+   * gets no answer of its own: the client hears `rate_limited` without id at most once per interval.
+   */
+  private dropOverLimit(data: Buffer, isBinary: boolean): void {
+    this.ctx.stats.framesDropped++;
+    this.throttle();
+    const id = isBinary || this.state === 'hello' ? undefined : requestIdOf(data);
+    if (id !== undefined) {
+      const { rateLimitPerSec: r, rateLimitBurst: b } = this.ctx.opts;
+      return this.sendError(ErrorCode.RateLimited, `rate limit: ${r} frames/s, burst ${b}; this frame was not handled`, id);
+    }
+    const now = this.ctx.clock.monotonic();
+    if (now < this.rateNoticeAfter) return;
+    this.rateNoticeAfter = now + RATE_LIMITED_NOTICE_INTERVAL_MS;
+    const { rateLimitPerSec: rate, rateLimitBurst: burst } = this.ctx.opts;
+    this.sendError(ErrorCode.RateLimited,
+      `rate limit: ${rate} frames/s, burst ${burst}; frames over it are dropped unread and get no answer`, undefined);
+  }
+
+  /**
+   * Stops reading the socket until the bucket has a token again. What the client sends meanwhile
+   * waits in the kernel's buffers and then its own (TCP backpressure): a flooder over the limit costs
+   * a few reads per refill instead of receiving, unmasking and dropping every frame.
+   */
+  private throttle(): void {
+    if (this.throttled || this.state === 'closed') return;
+    this.throttled = true;
+    this.ws.pause();
+    setTimeout(() => {
+      this.throttled = false;
+      if (!this.readingStopped) this.ws.resume();
+    }, Math.max(1, Math.ceil(this.bucket.msUntil(1)))).unref();
+  }
+
+  private onPing(data: Buffer): void {
+    this.alive = true;
+    if (this.state === 'closed' || this.ws.readyState !== 1 /* OPEN */) return;
+    if (!this.bucket.take()) {
+      this.ctx.stats.framesDropped++;
+      this.throttle();
+      return;
+    }
+    this.ws.pong(data);
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return;
     this.alive = true;
     this.ctx.stats.framesIn++;
+    // Every frame counts, before any decoding: a frame over the limit costs one bucket check.
+    if (!this.bucket.take()) return this.dropOverLimit(data, isBinary);
     if (isBinary) {
       if (this.state === 'hello') return this.reject('the first frame must be a hello text frame');
       return this.sendError(ErrorCode.BadRequest, 'binary frames are not supported; send JSON text frames', undefined);
     }
-    const text = data.toString('utf8');
     switch (this.state) {
       case 'hello':
-        return this.onHello(text);
+        return this.onHello(data);
       case 'auth':
         if (this.pending.length >= this.ctx.opts.maxPendingBeforeWelcome) {
-          return this.sendError(ErrorCode.RateLimited, 'too many frames before welcome', requestIdOf(text));
+          return this.sendError(ErrorCode.RateLimited, 'too many frames before welcome', requestIdOf(data));
         }
-        this.pending.push(text);
+        this.pending.push(data);
         return;
       case 'ready':
-        return this.onFrame(text);
+        return this.onFrame(data);
     }
   }
 
-  private onHello(text: string): void {
+  private onHello(data: Buffer): void {
     let frame: ClientFrame;
     try {
-      frame = decodeClientFrame(text);
+      frame = decodeClientFrameBytes(data);
     } catch (err) {
       return this.reject(`the first frame must be a valid hello: ${(err as Error).message}`);
     }
@@ -169,14 +254,16 @@ export class ClientConnection implements Subscriber {
 
   private async authenticate(hello: HelloFrame): Promise<void> {
     let user: string;
+    let exp: number | undefined;
     try {
-      user = await this.ctx.auth.authenticate(hello);
+      ({ user, exp } = await this.ctx.auth.authenticate(hello));
     } catch (err) {
       return this.reject(err instanceof ChatError ? err.message : 'authentication failed');
     }
     if (this.state !== 'auth') return; // closed meanwhile
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
+    this.armExpiry(exp);
     this.user = user;
     this.registered = true;
     this.ctx.stats.authenticated++;
@@ -189,26 +276,67 @@ export class ClientConnection implements Subscriber {
     this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
     const pending = this.pending;
     this.pending = [];
-    for (const text of pending) this.onFrame(text);
+    for (const data of pending) this.onFrame(data);
   }
 
-  private reject(why: string): void {
+  /** Answers `unauthorized` (echoing `id` when the frame had one) and closes with 4401. */
+  private reject(why: string, id?: string): void {
     if (this.state === 'closed') return;
-    this.sendError(ErrorCode.Unauthorized, why, undefined);
+    this.sendError(ErrorCode.Unauthorized, why, id);
     this.close(CloseCode.Unauthorized, 'unauthorized');
   }
 
-  private onFrame(text: string): void {
+  /** Sets the token's expiry (JWT `exp`, seconds) and arms the one expiry timer; undefined: never. */
+  private armExpiry(exp: number | undefined): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    this.expiresAtMs = exp === undefined ? undefined : exp * 1000;
+    if (this.expiresAtMs !== undefined) this.checkExpiry();
+  }
+
+  /** Expires the connection if its token has expired by the clock, else waits (again) until then. */
+  private checkExpiry(): void {
+    if (this.state === 'closed' || this.expiresAtMs === undefined) return;
+    const left = this.expiresAtMs - this.ctx.clock.now();
+    if (left > 0) {
+      // Re-checked when it fires: timers and the wall clock drift apart, and a timer is capped.
+      this.expiryTimer = setTimeout(() => this.checkExpiry(), Math.min(Math.ceil(left), MAX_TIMER_MS));
+      this.expiryTimer.unref();
+      return;
+    }
+    this.ctx.stats.tokensExpired++;
+    this.sendError(ErrorCode.TokenExpired, 'the token expired without a refresh; sign in again with a new token', undefined);
+    this.close(CloseCode.Unauthorized, 'token expired');
+  }
+
+  /** `refresh`: a new token for the same user replaces the old one's expiry. */
+  private refresh(frame: RefreshFrame): void {
+    if (this.expiresAtMs === undefined) {
+      throw new ChatError(ErrorCode.BadRequest, 'this connection signed in without a token (dev auth): it never expires and has no token to refresh');
+    }
+    this.ctx.auth.verifyToken(frame.token).then(
+      ({ user, exp }) => {
+        if (this.state !== 'ready') return;
+        if (user !== this.user) return this.reject('the refresh token is for another user', frame.id);
+        this.ctx.stats.tokensRefreshed++;
+        this.armExpiry(exp);
+        this.ack(frame.id);
+      },
+      (err: unknown) => {
+        if (this.state !== 'ready') return;
+        this.reject(`refresh refused: ${err instanceof ChatError ? err.message : 'invalid token'}`, frame.id);
+      },
+    );
+  }
+
+  private onFrame(data: Buffer): void {
     if (this.state !== 'ready') return;
     let frame: ClientFrame;
     try {
-      frame = decodeClientFrame(text);
+      frame = decodeClientFrameBytes(data);
     } catch (err) {
       const e = err as FrameError;
       return this.sendError(e.code, e.message, e.requestId);
-    }
-    if (!this.bucket.take()) {
-      return this.sendError(ErrorCode.RateLimited, `rate limit: ${this.ctx.opts.rateLimitPerSec} frames/s, burst ${this.ctx.opts.rateLimitBurst}`, frame.id);
     }
     try {
       this.dispatch(frame);
@@ -237,10 +365,10 @@ export class ClientConnection implements Subscriber {
         const ts = this.ctx.clock.now();
         const msg = this.ctx.ids.next();
         const data = encodeMessage(msg, user, frame.to, frame.body, ts);
-        const toRecipient = this.ctx.router.publish(userTopic(frame.to), data, frame.to === user ? this.session : undefined);
+        const toRecipient = this.ctx.router.publish(userTopic(frame.to), data, frame.to === user ? this.session : undefined, { msg });
         if (frame.to !== user) {
           // Copy to the sender's other devices; the ack speaks only of the recipient.
-          this.ctx.router.publish(userTopic(user), data, this.session).catch((err: unknown) => {
+          this.ctx.router.publish(userTopic(user), data, this.session, { msg, confirm: false }).catch((err: unknown) => {
             this.ctx.log.warn({ err, user }, 'could not copy a message to the sender\'s other devices');
           });
         }
@@ -270,7 +398,7 @@ export class ClientConnection implements Subscriber {
         const ts = this.ctx.clock.now();
         const msg = this.ctx.ids.next();
         const data = encodeRoomMessage(msg, frame.room, user, frame.body, ts);
-        this.ctx.router.publish(roomTopic(frame.room), data, this.session).then(
+        this.ctx.router.publish(roomTopic(frame.room), data, this.session, { msg }).then(
           (n) => { this.write(encodeMessageAck(frame.id, n > 0 ? 'delivered' : 'no_subscribers', msg, ts)); },
           (err: unknown) => this.fail(err, frame.id),
         );
@@ -292,6 +420,8 @@ export class ClientConnection implements Subscriber {
           if (this.watched.delete(u)) this.ctx.router.unwatch(userTopic(u), this.onPresence);
         }
         return this.ack(frame.id);
+      case 'refresh':
+        return this.refresh(frame);
     }
   }
 
@@ -336,6 +466,7 @@ export class ClientConnection implements Subscriber {
     this.registered = false;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
     this.pending = [];
     if (wasReady) {
       this.ctx.stats.authenticated--;
@@ -349,9 +480,9 @@ export class ClientConnection implements Subscriber {
 }
 
 /** The request id of a frame not decoded yet, if it has a valid one (so its answer can echo it). */
-function requestIdOf(text: string): string | undefined {
+function requestIdOf(data: Buffer): string | undefined {
   try {
-    const id = (JSON.parse(text) as { id?: unknown }).id;
+    const id = (JSON.parse(data.toString('utf8')) as { id?: unknown }).id;
     return typeof id === 'string' && id.length <= 64 ? id : undefined;
   } catch {
     return undefined;

@@ -20,6 +20,8 @@ export class Gateway {
       noServer: true,
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
+      // Each connection answers pings itself, within its rate limit.
+      autoPong: false,
       clientTracking: false,
     });
     this.heartbeat = setInterval(() => this.tick(), ctx.opts.heartbeatMs);

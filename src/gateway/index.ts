@@ -2,3 +2,4 @@ export * from './options.js';
 export * from './stats.js';
 export * from './connection.js';
 export * from './gateway.js';
+export * from './bad-frame-window.js';

@@ -1,8 +1,10 @@
-import { HELLO_TIMEOUT_MS } from '../protocol/index.js';
+import {
+  BAD_FRAME_WINDOW_MS, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SEC, HELLO_TIMEOUT_MS, MAX_BAD_FRAMES,
+} from '../protocol/index.js';
 
 /** Options of the WebSocket gateway. */
 export interface GatewayOptions {
-  /** Sustained frames per second one connection may send. Default 100. */
+  /** Sustained frames per second one connection may send; every frame counts, parsed or not. Default 100. */
   readonly rateLimitPerSec: number;
   /** Burst of frames one connection may send at once. Default 200. */
   readonly rateLimitBurst: number;
@@ -16,17 +18,24 @@ export interface GatewayOptions {
   readonly maxConnections: number;
   /** Frames a client may pipeline behind its `hello` before the welcome. Default 64. */
   readonly maxPendingBeforeWelcome: number;
+  /** A connection with more `bad_request`/`unknown_type` errors than this within `badFrameWindowMs`
+   *  is closed with 1008. Default 100 (protocol.md); tests that fuzz a connection raise it. */
+  readonly maxBadFrames: number;
+  /** The window of `maxBadFrames`, in ms. Default 10 s (protocol.md). */
+  readonly badFrameWindowMs: number;
 }
 
 /** Defaults of `GatewayOptions`. */
 export function defaultGatewayOptions(): GatewayOptions {
   return {
-    rateLimitPerSec: 100,
-    rateLimitBurst: 200,
+    rateLimitPerSec: DEFAULT_RATE_LIMIT_PER_SEC,
+    rateLimitBurst: DEFAULT_RATE_LIMIT_BURST,
     maxBufferedBytes: 4 * 1024 * 1024,
     heartbeatMs: 30_000,
     helloTimeoutMs: HELLO_TIMEOUT_MS,
     maxConnections: 100_000,
     maxPendingBeforeWelcome: 64,
+    maxBadFrames: MAX_BAD_FRAMES,
+    badFrameWindowMs: BAD_FRAME_WINDOW_MS,
   };
 }

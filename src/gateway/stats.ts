@@ -21,6 +21,14 @@ export class GatewayStats {
   slowConsumers = 0;
   /** Connections terminated by the heartbeat. */
   heartbeatTimeouts = 0;
+  /** Frames dropped unread by the rate limiter (each `rate_limited` notice stands for one or more). */
+  framesDropped = 0;
+  /** Connections closed with 1008 for too many bad frames. */
+  policyViolations = 0;
+  /** Connections closed because their token expired without a `refresh`. */
+  tokensExpired = 0;
+  /** Accepted `refresh` frames. */
+  tokensRefreshed = 0;
 
   /** Counts one `error` frame of `code`. */
   countError(code: string): void {

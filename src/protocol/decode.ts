@@ -5,7 +5,7 @@
 import { ChatError, ErrorCode } from './errors.js';
 import type { ClientFrame } from './frames.js';
 import {
-  ID_PATTERN, MAX_BODY_BYTES, MAX_PRESENCE_USERS, MAX_REQUEST_ID_CHARS, MAX_WATCHED_PER_CONNECTION,
+  ID_PATTERN, MAX_BODY_BYTES, MAX_PRESENCE_USERS, MAX_REQUEST_ID_CHARS, MAX_TOKEN_CHARS, MAX_WATCHED_PER_CONNECTION,
 } from './limits.js';
 
 /** A decode failure: a `ChatError` that also carries the request id, if it was readable. */
@@ -64,8 +64,18 @@ function optionalString(obj: Obj, field: string, max: number, rid: string | unde
   return v;
 }
 
-/** Max length of a token in `hello`, in characters; real JWTs are far shorter. */
-const MAX_TOKEN_CHARS = 8192;
+/**
+ * Decodes one text frame as it came off the socket (UTF-8 bytes). A frame whose first byte that is
+ * not JSON whitespace is not `{` cannot be a JSON object: it is refused without being converted to
+ * a string or parsed, so junk costs almost nothing. Otherwise as `decodeClientFrame`.
+ */
+export function decodeClientFrameBytes(data: Uint8Array): ClientFrame {
+  let i = 0;
+  // JSON whitespace: space, tab, line feed, carriage return.
+  while (i < data.length && (data[i] === 0x20 || data[i] === 0x09 || data[i] === 0x0a || data[i] === 0x0d)) i++;
+  if (data[i] !== 0x7b /* { */) throw new FrameError(ErrorCode.BadRequest, 'frame must be a JSON object', undefined);
+  return decodeClientFrame(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+}
 
 /**
  * Decodes one text frame. Throws `FrameError` with code `bad_request` (not JSON, missing or
@@ -118,6 +128,11 @@ export function decodeClientFrame(text: string): ClientFrame {
     case 'watch':
     case 'unwatch':
       return withId({ type, users: requireUsers(obj, MAX_WATCHED_PER_CONNECTION, id) });
+    case 'refresh': {
+      const token = optionalString(obj, 'token', MAX_TOKEN_CHARS, id);
+      if (token === undefined) throw new FrameError(ErrorCode.BadRequest, 'refresh needs "token"', id);
+      return withId({ type, token });
+    }
     default:
       throw new FrameError(ErrorCode.UnknownType, `unknown frame type "${type.slice(0, 64)}"`, id);
   }

@@ -12,6 +12,8 @@ export const ErrorCode = {
   TooLarge: 'too_large',
   RateLimited: 'rate_limited',
   Unavailable: 'unavailable',
+  /** The connection's token expired without a `refresh`; the connection closes with 4401. */
+  TokenExpired: 'token_expired',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -23,12 +25,15 @@ export const CloseCode = {
   TooBig: 1009,
   /** Server restart or drain: reconnect, possibly to another node. */
   ServiceRestart: 1012,
-  /** The client did not authenticate (bad token, no hello in time, frame before hello). */
+  /** The client did not authenticate (bad token, no hello in time, frame before hello), its token
+   *  expired, or a `refresh` carried a bad token or another user's. */
   Unauthorized: 4401,
   /** The client read too slowly: its send buffer passed the server's bound. */
   SlowConsumer: 4008,
   /** The node refused the connection because it is at its connection limit. */
   Overloaded: 4503,
+  /** More than `MAX_BAD_FRAMES` `bad_request`/`unknown_type` errors within `BAD_FRAME_WINDOW_MS`. */
+  PolicyViolation: 1008,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -12,10 +12,13 @@ export interface PublishFrame { readonly type: 'publish'; readonly id?: string; 
 export interface PresenceFrame { readonly type: 'presence'; readonly id?: string; readonly users: readonly string[] }
 export interface WatchFrame { readonly type: 'watch'; readonly id?: string; readonly users: readonly string[] }
 export interface UnwatchFrame { readonly type: 'unwatch'; readonly id?: string; readonly users: readonly string[] }
+/** A new token for the connection's user, before the old one expires (`--auth jwt`). */
+export interface RefreshFrame { readonly type: 'refresh'; readonly id?: string; readonly token: string }
 
 /** Every frame a client may send. */
 export type ClientFrame =
-  | HelloFrame | SendFrame | JoinFrame | LeaveFrame | PublishFrame | PresenceFrame | WatchFrame | UnwatchFrame;
+  | HelloFrame | SendFrame | JoinFrame | LeaveFrame | PublishFrame | PresenceFrame | WatchFrame | UnwatchFrame
+  | RefreshFrame;
 export type ClientFrameType = ClientFrame['type'];
 
 export type PresenceStatus = 'online' | 'offline';

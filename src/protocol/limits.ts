@@ -16,3 +16,21 @@ export const MAX_PRESENCE_USERS = 100;
 export const MAX_WATCHED_PER_CONNECTION = 1000;
 /** Time a client has to send `hello` after the upgrade, in ms. */
 export const HELLO_TIMEOUT_MS = 10_000;
+/** Max length of a token in `hello` and `refresh`, in characters; real JWTs are far shorter. */
+export const MAX_TOKEN_CHARS = 8192;
+/**
+ * A connection that draws more than this many `bad_request`/`unknown_type` errors within
+ * `BAD_FRAME_WINDOW_MS` is closed with 1008 (policy violation).
+ */
+export const MAX_BAD_FRAMES = 100;
+/** The window of `MAX_BAD_FRAMES`, in ms (10 s). */
+export const BAD_FRAME_WINDOW_MS = 10_000;
+/**
+ * A frame over the rate limit is dropped unread (it has no known id, so no answer echoes it); the
+ * connection gets one `rate_limited` error without id at most once per this many ms.
+ */
+export const RATE_LIMITED_NOTICE_INTERVAL_MS = 1000;
+/** Sustained frames per second one connection may send, by default; every frame counts. */
+export const DEFAULT_RATE_LIMIT_PER_SEC = 100;
+/** Burst of frames one connection may send at once, by default. */
+export const DEFAULT_RATE_LIMIT_BURST = 200;

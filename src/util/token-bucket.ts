@@ -40,6 +40,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** Milliseconds until `n` tokens (default 1) will be available; 0 when they are now. */
+  msUntil(n = 1): number {
+    const missing = n - this.available();
+    return missing <= 0 ? 0 : missing / this.rate;
+  }
+
   /** Tokens available now (fractional). */
   available(): number {
     const now = this.clock.monotonic();

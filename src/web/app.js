@@ -9,6 +9,11 @@
   const MAX_EVENTS = 200;
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_MAX_MS = 15000;
+  // A token is renewed this long before its `exp`: 10% of its lifetime, within [1 s, 60 s].
+  const REFRESH_MARGIN_FRACTION = 0.1;
+  const REFRESH_MARGIN_MIN_MS = 1000;
+  const REFRESH_MARGIN_MAX_MS = 60000;
+  const TOKEN_RETRY_MS = 5000;       // after a failed fetch of the token URL
   const CLOSE_TEXT = {
     1000: 'normal closure', 1001: 'going away', 1006: 'connection lost', 1009: 'frame too large',
     1011: 'server error', 1012: 'server restarting', 1013: 'try again later', 4401: 'unauthorized',
@@ -24,7 +29,7 @@
     who: $('who'), meUser: $('me-user'), meNode: $('me-node'), meSession: $('me-session'),
     conn: $('conn-status'), signout: $('signout-btn'),
     login: $('login'), loginForm: $('login-form'), loginUser: $('login-user'),
-    loginToken: $('login-token'), loginError: $('login-error'),
+    loginToken: $('login-token'), loginTokenUrl: $('login-token-url'), loginError: $('login-error'),
     chat: $('chat'), dmForm: $('dm-form'), dmTo: $('dm-to'), joinForm: $('join-form'),
     joinRoom: $('join-room'), convList: $('conv-list'), watchForm: $('watch-form'),
     watchUser: $('watch-user'), watchList: $('watch-list'), convTitle: $('conv-title'),
@@ -35,6 +40,9 @@
   const state = {
     ws: null,
     creds: null,          // { user } or { token }
+    tokenUrl: null,       // where a fresh token can be fetched (optional)
+    tokenExpired: false,  // the server said token_expired on the current socket
+    refreshTimer: null,
     me: null, node: null, session: null,
     welcomed: false,      // the current socket got its welcome
     authError: null,      // message of an `unauthorized` error on the current socket
@@ -100,11 +108,17 @@
     state.reconnectTimer = null;
     state.welcomed = false;
     state.authError = null;
+    state.tokenExpired = false;
     setConn('connecting', state.attempt ? `reconnecting (attempt ${state.attempt})…` : 'connecting…');
     const ws = new WebSocket(wsUrl());
     state.ws = ws;
-    ws.addEventListener('open', () => {
+    ws.addEventListener('open', async () => {
       if (state.ws !== ws) return;
+      // After a long disconnect the token may be stale: renew it first when there is a source.
+      if (state.creds.token && state.tokenUrl && refreshDelay(state.creds.token) <= 0) {
+        try { state.creds = { token: await fetchToken(state.tokenUrl) }; } catch (e) { logEvent('error', `token URL: ${e.message}`); }
+        if (state.ws !== ws) return;
+      }
       ws.send(JSON.stringify({ type: 'hello', ...state.creds }));
     });
     ws.addEventListener('message', (ev) => {
@@ -120,6 +134,8 @@
     const wasWelcomed = state.welcomed;
     state.ws = null;
     state.welcomed = false;
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = null;
     for (const [, p] of state.pending) p.done(null, { code: 'disconnected', message: 'connection closed before an answer' });
     state.pending.clear();
     for (const u of state.watched.keys()) state.watched.set(u, 'unknown'); // stale until watched again
@@ -130,6 +146,12 @@
     if (ev.code === 4401) {
       // Bad credentials: retrying with the same ones would loop forever.
       state.wantConnected = false;
+      if (state.tokenExpired) {
+        setConn('offline', 'token expired');
+        ui.loginToken.value = '';
+        showLogin(`Your token expired, so the server closed the connection. Enter a new token${state.tokenUrl ? ' (or Connect to fetch one from the token URL)' : ''} to continue.`);
+        return;
+      }
       setConn('offline', 'closed 4401: unauthorized');
       showLogin(`Sign-in refused (close code 4401)${state.authError ? `: ${state.authError}` : ''}. Check the name or token.`);
       return;
@@ -172,6 +194,7 @@
       case 'error': {
         logEvent('error', `error ${f.code}${f.id ? ` (request ${f.id})` : ''}: ${f.message || ''}`);
         if (f.code === 'unauthorized') state.authError = f.message || 'unauthorized';
+        if (f.code === 'token_expired') state.tokenExpired = true;
         return answer(f.id, null, f);
       }
       case 'message': return onDirect(f);
@@ -207,6 +230,81 @@
     if (state.creds.user) try { localStorage.setItem('chatmesh.user', state.creds.user); } catch { /* private mode */ }
     if (!first) resubscribe();
     updateCompose();
+    if (state.creds.token) scheduleRefresh();
+  }
+
+  // ---------- token lifetime ----------
+
+  // The claims of a JWT (unverified: only to know when it expires), or null.
+  function jwtClaims(token) {
+    try {
+      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '=')));
+      return claims && typeof claims.exp === 'number' ? claims : null;
+    } catch { return null; }
+  }
+
+  // Milliseconds until the token should be renewed (<= 0: now); Infinity when it has no exp.
+  function refreshDelay(token) {
+    const c = jwtClaims(token);
+    if (!c) return Infinity;
+    const expMs = c.exp * 1000;
+    const lifetime = expMs - (typeof c.iat === 'number' ? c.iat * 1000 : Date.now());
+    const margin = Math.min(lifetime / 2, Math.max(REFRESH_MARGIN_MIN_MS, Math.min(REFRESH_MARGIN_MAX_MS, lifetime * REFRESH_MARGIN_FRACTION)));
+    return expMs - margin - Date.now();
+  }
+
+  // Fetches a token from the token URL: its body is the token, or JSON with a "token" field.
+  async function fetchToken(url) {
+    const res = await fetch(url, { cache: 'no-store' });
+    if (!res.ok) throw new Error(`answered HTTP ${res.status}`);
+    const text = (await res.text()).trim();
+    const token = text.startsWith('{') ? JSON.parse(text).token : text;
+    if (typeof token !== 'string' || !token) throw new Error('answered no token');
+    return token;
+  }
+
+  function scheduleRefresh(delay) {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = null;
+    const token = state.creds && state.creds.token;
+    const claims = token && jwtClaims(token);
+    if (!claims) return;
+    const expires = timeOf(claims.exp * 1000);
+    if (!state.tokenUrl) {
+      logEvent('info', `your token expires at ${expires}; then you will be asked for a new one (a token URL renews it by itself)`);
+      return;
+    }
+    const wait = delay ?? refreshDelay(token);
+    if (!Number.isFinite(wait)) return;
+    state.refreshTimer = setTimeout(refreshToken, Math.max(0, wait));
+  }
+
+  // Renews the token over the open connection (`refresh`), so it is not closed at the old `exp`.
+  async function refreshToken() {
+    state.refreshTimer = null;
+    const ws = state.ws;
+    let token;
+    try {
+      token = await fetchToken(state.tokenUrl);
+    } catch (e) {
+      if (state.ws !== ws) return;
+      logEvent('error', `could not renew the token from the token URL (${e.message}); retrying`);
+      scheduleRefresh(TOKEN_RETRY_MS);
+      return;
+    }
+    if (state.ws !== ws) return;
+    request({ type: 'refresh', token }, (_ack, err) => {
+      if (err) {
+        // `unauthorized` closes the connection (the login form tells why); `disconnected` reconnects.
+        if (err.code !== 'disconnected') logEvent('error', `token refresh refused: ${err.code}`);
+        return;
+      }
+      state.creds = { token };
+      const c = jwtClaims(token);
+      logEvent('conn', `token refreshed${c ? `, valid until ${timeOf(c.exp * 1000)}` : ''}`);
+      scheduleRefresh();
+    });
   }
 
   // Joins and watches belong to a connection: after a reconnect, set them up again.
@@ -403,18 +501,28 @@
 
   // ---------- user actions ----------
 
-  ui.loginForm.addEventListener('submit', (e) => {
+  ui.loginForm.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const token = ui.loginToken.value.trim();
+    let token = ui.loginToken.value.trim();
+    const tokenUrl = ui.loginTokenUrl.value.trim() || null;
     const user = ui.loginUser.value.trim();
-    if (!token && !ID_RE.test(user)) {
-      ui.loginError.textContent = 'Enter a name (1-64 of A-Z a-z 0-9 _ . : @ -) or a token.';
+    if (!token && !tokenUrl && !ID_RE.test(user)) {
+      ui.loginError.textContent = 'Enter a name (1-64 of A-Z a-z 0-9 _ . : @ -), a token or a token URL.';
       return;
+    }
+    if (!token && tokenUrl) {
+      ui.loginError.textContent = 'fetching a token…';
+      try { token = await fetchToken(tokenUrl); } catch (err) {
+        ui.loginError.textContent = `The token URL ${err.message}.`;
+        return;
+      }
     }
     if (state.ws) state.ws.close(1000);
     state.ws = null;
     if (state.me !== null && state.me !== user) { resetData(); state.me = null; }
     state.creds = token ? { token } : { user };
+    state.tokenUrl = token ? tokenUrl : null;
+    state.tokenExpired = false;
     state.wantConnected = true;
     state.attempt = 0;
     ui.loginError.textContent = '';
@@ -425,6 +533,8 @@
     state.wantConnected = false;
     clearTimeout(state.reconnectTimer);
     state.reconnectTimer = null;
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = null;
     const ws = state.ws;
     state.ws = null;
     state.welcomed = false;
@@ -475,6 +585,8 @@
   });
 
   try { ui.loginUser.value = localStorage.getItem('chatmesh.user') || ''; } catch { /* private mode */ }
+  // ?token_url=... names a token source (e.g. set by the page that links here).
+  ui.loginTokenUrl.value = new URLSearchParams(location.search).get('token_url') || '';
 
   // A small handle for debugging from the console and for tests.
   window.chatmesh = {

@@ -107,3 +107,12 @@ export async function eventually(cond: () => boolean | Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Resolves like `p`, or rejects when it has not settled within `ms` (a test of missing behaviour fails instead of hanging). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); }),
+  ]);
+}
