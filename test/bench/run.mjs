@@ -27,7 +27,7 @@
 //   BENCH_PAIRS [50]       sender/receiver pairs
 //   BENCH_WINDOW [32]      un-acked sends per sender
 //   BENCH_BODY_BYTES [64]  message body size
-//   BENCH_SCENARIOS [cross,same]
+//   BENCH_SCENARIOS [cross,same,membership]  also: junk (other users' latency under junk flooders)
 //   BENCH_BASE_PORT [0]    0: free ports picked at random; else HTTP P+i, mesh P+100+i, admin P+200+i
 //   BENCH_PROFILE [0]      1: run the nodes with --cpu-prof, write profiles next to the results and
 //                          print the top self-time functions of each node
@@ -70,7 +70,7 @@ const cfg = {
   scenarios: (process.env.BENCH_SCENARIOS || 'cross,same,membership').split(',').map((s) => s.trim()).filter(Boolean),
 };
 /** Scenarios that are benchmarks of their own, run as a child process: name → file beside this one. */
-const CHILD_BENCHES = { membership: 'membership-bench.mjs' };
+const CHILD_BENCHES = { membership: 'membership-bench.mjs', junk: 'junk-flood.mjs' };
 for (const s of cfg.scenarios) {
   if (s !== 'cross' && s !== 'same' && !(s in CHILD_BENCHES)) {
     process.stderr.write(`bench: unknown scenario "${s}" in BENCH_SCENARIOS (cross, same, ${Object.keys(CHILD_BENCHES).join(', ')})\n`);
@@ -90,8 +90,8 @@ function runChildBench(name) {
     });
     child.on('close', (code) => {
       const json = out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
-      if (code !== 0 || !json) reject(new Error(`${name} bench exited with ${code}`));
-      else resolve(JSON.parse(json));
+      if (code !== 0) reject(new Error(`${name} bench exited with ${code}`));
+      else resolve(json ? JSON.parse(json) : { bench: name });
     });
   });
 }
