@@ -3,10 +3,10 @@
  * place that knows every component.
  */
 import { randomBytes } from 'node:crypto';
-import { addStandardServices, createHealth, setHealth, startAdminServer } from './admin/index.js';
+import { createHealth, setHealth, startAdminServer } from './admin/index.js';
 import type { AdminTarget, NodeStatsView } from './admin/index.js';
 import { createAuthenticator } from './auth/index.js';
-import { defaultNodeId, resolveNodeConfig } from './config/index.js';
+import { defaultNodeId, isLoopbackHost, resolveNodeConfig } from './config/index.js';
 import type { NodeConfig, NodeConfigInput } from './config/index.js';
 import { createConsulDiscovery, createStaticDiscovery } from './discovery/index.js';
 import type { Discovery } from './discovery/index.js';
@@ -15,8 +15,8 @@ import { startHttpServer } from './http/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics/index.js';
 import type { Logger } from './log.js';
-import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions } from './mesh/index.js';
-import type { LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity } from './mesh/index.js';
+import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions, loadMeshTls } from './mesh/index.js';
+import type { GrpcTransportOptions, LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity } from './mesh/index.js';
 import { CloseCode } from './protocol/index.js';
 import { UlidGenerator, systemClock } from './util/index.js';
 import type { Clock } from './util/index.js';
@@ -35,7 +35,8 @@ export interface ChatNode {
   readonly router: MeshRouter;
   readonly peers: PeerManager;
   readonly discovery: Discovery;
-  /** True once every listener is up and discovery has run once, until drain. */
+  /** True once every listener is up and discovery has run once, while discovery is healthy (Consul
+   *  reachable and accepting the token), until drain. */
   ready(): boolean;
   /** The node's counters (admin `stats`, `/metrics`). */
   statsView(): NodeStatsView;
@@ -61,6 +62,8 @@ export interface NodeDeps {
   /** Dial retry bounds, ms. */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
+  /** Options of the default gRPC transport (limits, deadlines); the secret and TLS come from the config. */
+  readonly grpc?: Omit<GrpcTransportOptions, 'secret' | 'tls'>;
 }
 
 /** Starts a node; resolves once it listens and discovery has run once. Throws `ConfigError` on a bad config. */
@@ -69,7 +72,9 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   const clock = deps.clock ?? systemClock;
   const incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const health = createHealth();
-  const transport = deps.transport ?? new GrpcTransport({ addServices: (server) => addStandardServices(server, health) });
+  // The mesh port serves only the Mesh service (health and reflection are on the admin port).
+  const meshTls = config.meshTlsCert ? loadMeshTls({ cert: config.meshTlsCert, key: config.meshTlsKey!, ca: config.meshTlsCa! }) : undefined;
+  const transport = deps.transport ?? new GrpcTransport({ ...deps.grpc, secret: config.meshSecret, tls: meshTls });
   let peers: PeerManager | undefined;
   const meshPort = await transport.listen(config.host, config.meshPort, (s) => {
     if (peers) peers.accept(s);
@@ -79,6 +84,9 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   const log = deps.logger ?? createLogger(config.logLevel, { node: id });
   if (config.auth === 'dev') {
     log.warn('AUTH IS OFF (--auth dev): any client may claim any user name. Use --auth jwt --jwt-secret in production.');
+  }
+  if (!config.meshSecret && meshTls === undefined && !isLoopbackHost(config.host)) {
+    log.warn({ host: config.host, meshPort }, 'MESH IS OPEN (--insecure-mesh): anyone who reaches the mesh port is a full peer and can write to every user\'s connections. Set --mesh-secret or --mesh-tls-cert/--mesh-tls-key/--mesh-tls-ca.');
   }
   const advertise = `${config.advertise.includes(':') ? `[${config.advertise}]` : config.advertise}:${meshPort}`;
   let metrics: ReturnType<typeof createMetrics> | undefined;
@@ -94,7 +102,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   const gateway = new Gateway({
     nodeId: id,
     router,
-    auth: createAuthenticator({ mode: config.auth, jwtSecret: config.jwtSecret }),
+    auth: createAuthenticator({ mode: config.auth, jwtSecret: config.jwtSecret, clock }),
     ids: new UlidGenerator(clock),
     clock,
     log,
@@ -103,6 +111,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   });
   let draining = false;
   let discovered = false;
+  // `discovery` is built below; nothing reads it before `discovered` turns true.
+  const serving = (): boolean => discovered && !draining && discovery.status().healthy;
   const startedAt = Date.now();
   const closedLinks = { batchesIn: 0, batchesOut: 0 };
   const statsView = (): NodeStatsView => {
@@ -134,9 +144,10 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   const http = await startHttpServer({ host: config.host, port: config.httpPort, log }, {
     upgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
     metrics: () => nodeMetrics.render(),
-    ready: () => discovered && !draining,
+    ready: serving,
     health: () => ({
       node: id, incarnation, connections: stats.connections, draining, discovered,
+      ...(discovered ? { discovery: { kind: config.discovery, ...discovery.status() } } : {}),
       peers: peers ? peers.upLinks().size : 0, members: router.liveMembers().length,
     }),
   });
@@ -148,12 +159,14 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
         self: { id, address: config.advertise, meshPort, httpPort: http.port, adminPort: config.adminPort, incarnation },
         agentUrl: config.consulUrl,
         serviceName: config.serviceName,
+        ...(config.consulToken === undefined ? {} : { token: config.consulToken }),
         logger: log,
       })
       : createStaticDiscovery({ peers: config.peers, selfAddress: advertise });
   peers = new PeerManager({
     self,
     secret: config.meshSecret,
+    authenticated: !!config.meshSecret || meshTls !== undefined,
     transport,
     discovery,
     link: { ...defaultLinkOptions(), ...deps.link },
@@ -209,7 +222,10 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   await discovery.start();
   peers.start();
   discovered = true;
-  setHealth(health, 'SERVING');
+  setHealth(health, serving() ? 'SERVING' : 'NOT_SERVING');
+  discovery.onStatusChange(() => {
+    if (!draining) setHealth(health, serving() ? 'SERVING' : 'NOT_SERVING');
+  });
   log.info({ httpPort: http.port, meshPort, adminPort: admin.port, host: config.host, advertise, incarnation, discovery: config.discovery },
     `chatmesh node ${id} listening on http://${config.host}:${http.port}`);
 
@@ -240,7 +256,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     router,
     peers,
     discovery,
-    ready: () => discovered && !draining,
+    ready: serving,
     drain: async () => { await drain(); },
     stop() {
       stopping ??= shutdown(true);

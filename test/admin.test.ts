@@ -1,6 +1,7 @@
 /**
  * The admin API over real gRPC against a 3-node mesh (Consul discovery through the Consul test
- * server): lookups, routes, peers, stats, tokens, health, reflection, `ctl`, `/metrics`, drain.
+ * server): lookups, routes, peers, stats, tokens, health, reflection (admin port only, behind the
+ * token), `ctl`, `/metrics`, drain.
  */
 import t from 'tap';
 import type { Test } from 'tap';
@@ -104,24 +105,38 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
     t.ok(Number(s['membershipChanges']) >= 2, 'membership changes counted');
   });
 
-  t.test('health: SERVING on the admin and mesh ports; reflection lists the services', async (t) => {
-    for (const port of [a.adminPort, a.meshPort]) {
-      const h = await call<{ status: string }>(t, Health, port, 'Check', { service: '' }, null);
-      t.equal(h.status, 'SERVING', `port ${port}`);
-      const h2 = await call<{ status: string }>(t, Health, port, 'Check', { service: 'chatmesh.mesh.v1.Mesh' }, null);
-      t.equal(h2.status, 'SERVING');
-    }
-    const c2 = new Reflection(`127.0.0.1:${a.adminPort}`, grpc.credentials.createInsecure());
-    t.teardown(() => c2.close());
-    const stream = c2['ServerReflectionInfo']!() as grpc.ClientDuplexStream<object, { listServicesResponse?: { service: Array<{ name: string }> } }>;
-    const res = await new Promise<{ listServicesResponse?: { service: Array<{ name: string }> } }>((resolve, reject) => {
-      stream.on('data', resolve);
-      stream.on('error', reject);
-      stream.write({ listServices: '' });
-    });
-    stream.end();
+  t.test('health and reflection on the admin port (reflection only with the token); the mesh port serves neither', async (t) => {
+    const h = await call<{ status: string }>(t, Health, a.adminPort, 'Check', { service: '' }, null);
+    t.equal(h.status, 'SERVING', 'health needs no token');
+    const h2 = await call<{ status: string }>(t, Health, a.adminPort, 'Check', { service: 'chatmesh.mesh.v1.Mesh' }, null);
+    t.equal(h2.status, 'SERVING');
+    const meshHealth = await call(t, Health, a.meshPort, 'Check', { service: '' }, null).catch((e: grpc.ServiceError) => e);
+    t.equal((meshHealth as grpc.ServiceError).code, grpc.status.UNIMPLEMENTED, 'no health on the mesh port');
+    type Listing = { listServicesResponse?: { service: Array<{ name: string }> } };
+    const reflect = async (port: number, token: string | null): Promise<Listing> => {
+      const c2 = new Reflection(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+      t.teardown(() => c2.close());
+      const md = new grpc.Metadata();
+      if (token) md.set('authorization', `Bearer ${token}`);
+      const stream = c2['ServerReflectionInfo']!(md) as grpc.ClientDuplexStream<object, Listing>;
+      return new Promise<Listing>((resolve, reject) => {
+        stream.on('data', (d: Listing) => {
+          resolve(d);
+          stream.end();
+        });
+        stream.on('error', reject);
+        stream.write({ listServices: '' });
+      });
+    };
+    const res = await reflect(a.adminPort, TOKEN);
     const names = res.listServicesResponse!.service.map((s) => s.name);
     for (const s of ['chatmesh.admin.v1.Admin', 'chatmesh.mesh.v1.Mesh', 'grpc.health.v1.Health']) t.ok(names.includes(s), `reflection lists ${s}`);
+    for (const token of [null, 'nope']) {
+      const err = await reflect(a.adminPort, token).catch((e: grpc.ServiceError) => e);
+      t.equal((err as grpc.ServiceError).code, grpc.status.UNAUTHENTICATED, `reflection without the right token (${String(token)}) is refused`);
+    }
+    const onMesh = await reflect(a.meshPort, TOKEN).catch((e: grpc.ServiceError) => e);
+    t.equal((onMesh as grpc.ServiceError).code, grpc.status.UNIMPLEMENTED, 'no reflection on the mesh port');
   });
 
   t.test('ctl commands as child processes', async (t) => {
@@ -180,7 +195,8 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
 });
 
 t.test('without --admin-token the admin API listens on loopback only and needs no token', async (t) => {
-  const n = await grpcNode(t, { id: 'solo', host: '0.0.0.0' });
+  // The mesh binds 0.0.0.0 here too, which needs a secret (or --insecure-mesh).
+  const n = await grpcNode(t, { id: 'solo', host: '0.0.0.0', meshSecret: 'admin-test-mesh-secret' });
   const s = await call<{ nodeId: string }>(t, Admin, n.adminPort, 'GetStats', {}, null);
   t.equal(s.nodeId, 'solo');
 });

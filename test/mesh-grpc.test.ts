@@ -6,8 +6,12 @@ import { connectAs, eventually } from './helpers/client.js';
 import { grpcNode as node, meshAddr, threeNodes, wsUrl as ws } from './helpers/grpc-mesh.js';
 import { GrpcTransport, PeerLink, defaultLinkOptions } from '../src/mesh/index.js';
 
+// Partial static lists close the mesh through peers' announcements, which only an authenticated
+// mesh follows: these meshes have a secret.
+const SECRET = { meshSecret: 'grpc-test-secret' };
+
 t.test('a full mesh forms from partial static lists; DMs, rooms and presence work across nodes', async (t) => {
-  const [a, b, c] = await threeNodes(t);
+  const [a, b, c] = await threeNodes(t, SECRET);
   const alice = (await connectAs(ws(a!), 'alice')).c;
   const bob1 = (await connectAs(ws(b!), 'bob')).c;
   const bob2 = (await connectAs(ws(c!), 'bob')).c;
@@ -80,7 +84,7 @@ t.test('a node with the wrong --mesh-secret is refused and never gets traffic', 
 });
 
 t.test('a peer that dies mid-flight: every frame still gets one answer, its users go offline', async (t) => {
-  const [a, b] = await threeNodes(t);
+  const [a, b] = await threeNodes(t, SECRET);
   const alice = (await connectAs(ws(a!), 'alice')).c;
   const bob = (await connectAs(ws(b!), 'bob')).c;
   t.teardown(() => alice.close());

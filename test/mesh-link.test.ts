@@ -2,11 +2,15 @@
  * Peer-link handshake and anti-entropy, over the in-memory transport.
  */
 import t from 'tap';
-import { MemoryNetwork, PeerLink, PROTOCOL_VERSION, defaultLinkOptions } from '../src/mesh/index.js';
-import type { Envelope__Output } from '../src/mesh/wire.js';
+import { MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MemoryNetwork, PeerLink, PROTOCOL_VERSION, defaultLinkOptions, loadMeshProto } from '../src/mesh/index.js';
+import type { LinkStream } from '../src/mesh/index.js';
+import type { Batch, Envelope__Output } from '../src/mesh/wire.js';
+import { startNode } from '../src/node.js';
+import type { ChatNode } from '../src/node.js';
 import { userTopic } from '../src/core/index.js';
 import { connectAs, eventually } from './helpers/client.js';
 import { FakeSub, MemoryMesh } from './helpers/mesh.js';
+import { bodyOf, frameFor } from './helpers/frames.js';
 
 const self = { id: 'b', incarnation: 'i1', advertise: '127.0.0.1:1', httpPort: 0, adminPort: 0 };
 
@@ -64,8 +68,8 @@ t.test('anti-entropy: a home that lost an owner\'s delta heals from the digest e
   t.equal(n0.router.directory.get(userTopic(user)), undefined, 'home lost it');
   await eventually(() => n0.router.directory.get(userTopic(user))?.owners.get('n1') === 1, 5000, 'healed by anti-entropy');
   t.ok(n0.router.stats.digestMismatches >= 1, 'a digest mismatch was found');
-  t.equal(await mesh.node(2).router.publish(userTopic(user), 'after healing'), 1, 'routable again from a third node');
-  t.same(sub.received, ['after healing']);
+  t.equal(await mesh.node(2).router.publish(userTopic(user), frameFor(userTopic(user), 'after healing')), 1, 'routable again from a third node');
+  t.same(sub.received.map(bodyOf), ['after healing']);
 });
 
 t.test('a peer that sends an invalid envelope is cut off; valid traffic from it is served', async (t) => {
@@ -80,14 +84,15 @@ t.test('a peer that sends an invalid envelope is cut off; valid traffic from it 
     { onEnvelope: (_l, env) => results.push(env), onDown() {} });
   const good = dial();
   await good.up;
-  good.send({ deliver: { id: 7, topic: 'u:zed', data: 'hello', exceptSession: '', acceptedAtMs: Date.now() } });
+  const hello = frameFor('u:zed', 'hello');
+  good.send({ deliver: { id: 7, topic: 'u:zed', data: hello, exceptSession: '', acceptedAtMs: Date.now() } });
   await eventually(() => results.some((e) => e.kind === 'result'), 5000, 'result');
-  t.same(sub.received, ['hello'], 'a valid delivery is written');
+  t.same(sub.received, [hello], 'a valid delivery is written');
   t.match(results.find((e) => e.kind === 'result')!.result, { id: 7, count: 1, notHere: false });
   good.send({ deliver: { id: 8, topic: 'not a topic', data: 'x', exceptSession: '', acceptedAtMs: 0 } });
   await good.closed;
   t.equal(good.state, 'closed', 'the node closed the link');
-  t.same(sub.received, ['hello'], 'nothing of the invalid envelope was delivered');
+  t.same(sub.received, [hello], 'nothing of the invalid envelope was delivered');
   t.equal(node.peers.upLinks().size, 0);
 });
 
@@ -147,4 +152,57 @@ t.test('a delivery withdrawn while still queued is never written', async (t) => 
   await link.up;
   await eventually(() => got.length > 0, 5000, 'delivery arrives');
   t.same(got.map((e) => e.deliver?.data), ['kept'], 'only the kept delivery was written');
+});
+
+t.test('batches are bounded in bytes: 12 MB queued in one turn leave in batches of at most 4 MiB; a larger envelope is refused', async (t) => {
+  const net = new MemoryNetwork();
+  const got: Envelope__Output[] = [];
+  const port = await net.transport().listen('127.0.0.1', 0, (stream) => {
+    new PeerLink(stream, 'acceptor', self, undefined, defaultLinkOptions(), { onEnvelope: (_l, env) => got.push(env), onDown() {} });
+  });
+  const codec = loadMeshProto().Mesh.service.Link;
+  const sizes: number[] = [];
+  const inner = net.transport().dial(`127.0.0.1:${port}`);
+  const recording: LinkStream = {
+    remote: inner.remote,
+    send(b: Batch): boolean {
+      sizes.push(codec.requestSerialize(b).length);
+      return inner.send(b);
+    },
+    close: () => inner.close(),
+    onBatch: (cb) => inner.onBatch(cb),
+    onClose: (cb) => inner.onClose(cb),
+    onDrain: (cb) => inner.onDrain(cb),
+  };
+  const link = new PeerLink(recording, 'dialer', { ...self, id: 'a' }, undefined, defaultLinkOptions(), { onEnvelope() {}, onDown() {} });
+  t.teardown(() => link.close('done'));
+  await link.up;
+  const data = 'x'.repeat(100_000);
+  for (let i = 0; i < 120; i++) t.ok(link.send({ deliver: { id: i, topic: 'u:x', data, exceptSession: '', acceptedAtMs: 0 } }), `queued ${i}`);
+  t.notOk(link.send({ deliver: { id: 999, topic: 'u:x', data: 'y'.repeat(MAX_BATCH_BYTES), exceptSession: '', acceptedAtMs: 0 } }), 'an envelope over the batch limit is refused');
+  await eventually(() => got.length === 120, 5000, 'all delivered');
+  const big = sizes.filter((s) => s > 1_000_000);
+  t.ok(big.length >= 3, `split into ${big.length} batches`);
+  t.ok(Math.max(...sizes) <= MAX_BATCH_BYTES, `largest batch ${Math.max(...sizes)} bytes <= ${MAX_BATCH_BYTES}`);
+  t.ok(Math.max(...sizes) < MAX_MESSAGE_BYTES, 'below the transport\'s message limit');
+  t.same(got.map((e) => e.deliver!.id), Array.from({ length: 120 }, (_, i) => i), 'in order');
+});
+
+t.test('open mesh: a node that only the other knows still links to it (its link is taken, never dialed back)', async (t) => {
+  const net = new MemoryNetwork();
+  const start = async (id: string, port: number, peers: string[]): Promise<ChatNode> => {
+    const n = await startNode({ id, host: '127.0.0.1', httpPort: 0, meshPort: port, adminPort: 0, logLevel: 'silent', peers }, {
+      transport: net.transport(), retryMinMs: 20, retryMaxMs: 200, link: { pingIntervalMs: 200, deadAfterMs: 2000 },
+    });
+    t.teardown(() => n.stop());
+    return n;
+  };
+  const a = await start('a', 21_100, []);
+  const b = await start('b', 21_101, ['127.0.0.1:21100']);
+  await eventually(() => a.peers.upLinks().size === 1 && b.peers.upLinks().size === 1, 5000, 'a-b link');
+  t.equal(a.peers.upLinks().get('b')!.role, 'acceptor', 'a took b\'s link');
+  t.same(a.peers.learnedAddresses(), [], 'a dials nothing');
+  const sub = new FakeSub('zed', 'b');
+  await b.router.subscribe(userTopic('zed'), sub);
+  await eventually(async () => (await a.router.publish(userTopic('zed'), frameFor('u:zed', 'hi'))) === 1, 5000, 'routable across the link');
 });

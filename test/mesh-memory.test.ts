@@ -6,6 +6,7 @@ import t from 'tap';
 import { roomTopic, userTopic } from '../src/core/index.js';
 import { eventually } from './helpers/client.js';
 import { FakeSub, MemoryMesh } from './helpers/mesh.js';
+import { frameFor } from './helpers/frames.js';
 
 /** A deterministic PRNG so a failure can be replayed (seed printed in the test name). */
 function rng(seed: number): () => number {
@@ -100,7 +101,7 @@ t.test(`5 nodes, route cache of 4, hundreds of users with devices on several nod
     const sent = new Map<string, string>();
     const results = await Promise.all(users.map(async (u, i) => {
       const from = mesh.node(pick(alive()));
-      const data = JSON.stringify({ round, to: u, i });
+      const data = frameFor(userTopic(u), `${round}:${i}`);
       sent.set(u, data);
       return [u, await from.router.publish(userTopic(u), data)] as const;
     }));
@@ -193,13 +194,14 @@ t.test('rooms span nodes: one delivery per destination node, every member once',
   const publisher = members[0]!;
   await eventually(async () => (await mesh.node(1).router.online([roomTopic('lobby')])).get(roomTopic('lobby')) === true, 5000, 'room known');
   const before = [...mesh.nodes.values()].reduce((a, n) => a + n.router.stats.deliveriesOut, 0);
-  await eventually(async () => (await mesh.node(0).router.publish(roomTopic('lobby'), 'probe', publisher.session)) === 11, 5000, 'all members routed');
+  await eventually(async () => (await mesh.node(0).router.publish(roomTopic('lobby'), frameFor('r:lobby', 'probe'), publisher.session)) === 11, 5000, 'all members routed');
   for (const m of members) m.received.length = 0;
   const sentBefore = mesh.node(0).router.stats.deliveriesOut;
-  const count = await mesh.node(0).router.publish(roomTopic('lobby'), 'hello room', publisher.session);
+  const hello = frameFor('r:lobby', 'hello room');
+  const count = await mesh.node(0).router.publish(roomTopic('lobby'), hello, publisher.session);
   t.equal(count, 11, 'every other member');
   t.equal(mesh.node(0).router.stats.deliveriesOut - sentBefore, 3, 'one delivery per other node');
   t.same(publisher.received, [], 'not to the publishing connection');
-  for (const m of members.slice(1)) t.same(m.received, ['hello room'], `${m.user} once`);
+  for (const m of members.slice(1)) t.same(m.received, [hello], `${m.user} once`);
   t.ok(before >= 0);
 });

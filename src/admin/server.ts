@@ -20,7 +20,10 @@ function loadAll(): protoLoader.PackageDefinition {
   return protoLoader.loadSync([protoPath('mesh.proto'), protoPath('admin.proto'), healthProtoPath], PROTO_LOADER_OPTIONS);
 }
 
-/** Adds `grpc.health.v1` and server reflection to a gRPC server. */
+/**
+ * Adds `grpc.health.v1` and server reflection to a gRPC server (the admin server: the mesh port
+ * serves only the Mesh service). Pair it with `reflectionGuard` where a token is set.
+ */
 export function addStandardServices(server: grpc.Server, health: HealthImplementation): void {
   health.addToServer(server);
   new ReflectionService(loadAll()).addToServer(server);
@@ -42,6 +45,27 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   if (!m) return false;
   const h = (s: string): Buffer => createHash('sha256').update(s).digest();
   return timingSafeEqual(h(m[1]!), h(token));
+}
+
+/**
+ * Reflection describes every service and message of the node; with an admin token set, only callers
+ * presenting it may use it. Health stays open (checkers rarely send tokens; it tells only status).
+ */
+export function reflectionGuard(token: string | undefined): grpc.ServerInterceptor {
+  return (method, call) => new grpc.ServerInterceptingCall(call, {
+    start: (next) => next({
+      onReceiveMetadata: (metadata, mdNext) => {
+        if (token !== undefined && method.path.startsWith('/grpc.reflection.')) {
+          const v = metadata.get('authorization')[0];
+          if (!tokenMatches(typeof v === 'string' ? v : undefined, token)) {
+            call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong admin token (metadata authorization: Bearer <token>)', metadata: new grpc.Metadata() });
+            return;
+          }
+        }
+        mdNext(metadata);
+      },
+    }),
+  });
 }
 
 function fail(code: grpc.status, details: string): grpc.ServiceError {
@@ -121,7 +145,7 @@ export async function startAdminServer(target: AdminTarget, opts: AdminServerOpt
       );
     },
   };
-  const server = new grpc.Server();
+  const server = new grpc.Server({ interceptors: [reflectionGuard(opts.token)] });
   server.addService(proto.Admin.service, handlers);
   addStandardServices(server, opts.health);
   const host = opts.token === undefined ? '127.0.0.1' : opts.host;

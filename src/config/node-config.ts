@@ -1,3 +1,5 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { AuthMode } from '../auth/index.js';
 import { defaultGatewayOptions } from '../gateway/index.js';
@@ -65,6 +67,43 @@ export class ConfigError extends Error {
   }
 }
 
+/** True when `host` is a loopback address (127.0.0.0/8, ::1, localhost): only this machine reaches it. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Reads a PEM file named by a `--mesh-tls-*` flag, or throws a `ConfigError` saying why it cannot. */
+function readPem(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`--${flag}: cannot read "${path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+/** Checks the mesh TLS flags: all three or none, readable, PEM that parses, key matching the certificate. */
+function checkMeshTls(cfg: NodeConfig): void {
+  const given = ([['mesh-tls-cert', cfg.meshTlsCert], ['mesh-tls-key', cfg.meshTlsKey], ['mesh-tls-ca', cfg.meshTlsCa]] as const).filter(([, v]) => v !== undefined);
+  if (given.length === 0) return;
+  if (given.length < 3) {
+    const missing = ['mesh-tls-cert', 'mesh-tls-key', 'mesh-tls-ca'].filter((f) => !given.some(([g]) => g === f));
+    throw new ConfigError(`--mesh-tls-cert, --mesh-tls-key and --mesh-tls-ca go together: missing --${missing.join(', --')}`);
+  }
+  const parse = <T>(flag: string, path: string, what: string, f: (pem: Buffer) => T): T => {
+    const pem = readPem(flag, path);
+    try {
+      return f(pem);
+    } catch (err) {
+      throw new ConfigError(`--${flag}: "${path}" is not a PEM ${what} (${(err as Error).message})`);
+    }
+  };
+  const cert = parse('mesh-tls-cert', cfg.meshTlsCert!, 'certificate', (p) => new X509Certificate(p));
+  const key = parse('mesh-tls-key', cfg.meshTlsKey!, 'private key', (p) => createPrivateKey(p));
+  parse('mesh-tls-ca', cfg.meshTlsCa!, 'CA certificate', (p) => new X509Certificate(p));
+  if (!cert.checkPrivateKey(key)) throw new ConfigError(`--mesh-tls-key "${cfg.meshTlsKey!}" is not the key of --mesh-tls-cert "${cfg.meshTlsCert!}"`);
+}
+
 function port(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 0 || v > 65535) throw new ConfigError(`--${name} must be a port number 0-65535, got ${String(v)}`);
   return v;
@@ -115,6 +154,13 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
     new URL(cfg.consulUrl);
   } catch {
     throw new ConfigError(`--consul-url "${cfg.consulUrl}" is not a URL`);
+  }
+  checkMeshTls(cfg);
+  if (!isLoopbackHost(cfg.host) && !cfg.meshSecret && cfg.meshTlsCert === undefined && !cfg.insecureMesh) {
+    throw new ConfigError(`refusing to start an open mesh: --host ${cfg.host} exposes the mesh port to the network with neither --mesh-secret nor mesh TLS, `
+      + 'and anyone who reaches it would be a full peer (it could write to every user\'s connections). '
+      + 'Set --mesh-secret (same on every node) or --mesh-tls-cert/--mesh-tls-key/--mesh-tls-ca; or bind to a loopback --host; '
+      + 'or pass --insecure-mesh if the network is trusted.');
   }
   for (const [k, v] of Object.entries(cfg.gateway)) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(`gateway option ${k} must be a positive number`);

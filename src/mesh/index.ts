@@ -3,6 +3,8 @@ export * from './memory-transport.js';
 export * from './grpc-transport.js';
 export * from './link.js';
 export * from './peers.js';
+export * from './dial-loop.js';
+export * from './proof.js';
 export * from './pending.js';
 export * from './stats.js';
 export * from './mesh-router.js';

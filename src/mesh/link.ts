@@ -1,5 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Batcher } from '../routing/index.js';
+import { meshProof, proofMatches } from './proof.js';
+import { MAX_BATCH_BYTES } from './transport.js';
 import type { LinkStream } from './transport.js';
 import { PROTOCOL_VERSION } from './wire.js';
 import type { Envelope, Envelope__Output, Hello, Hello__Output } from './wire.js';
@@ -38,9 +39,15 @@ export class LinkRefusedError extends Error {
 export interface LinkOptions {
   /** Max envelopes per batch on the wire. Default 512. */
   readonly maxBatch: number;
+  /**
+   * Max bytes per batch on the wire (approximate, see `envelopeBytes`); an envelope larger than
+   * this is refused by `send`. Default `MAX_BATCH_BYTES` (4 MiB); the transport's message limit
+   * leaves headroom above it.
+   */
+  readonly maxBatchBytes: number;
   /** Max envelopes queued for the peer; beyond it `send` refuses. Default 100000. */
   readonly maxQueued: number;
-  /** Max bytes of deliveries queued for the peer (approximate); beyond it `send` refuses. Default 64 MiB. */
+  /** Max bytes queued for the peer (approximate, see `envelopeBytes`); beyond it `send` refuses. Default 64 MiB. */
   readonly maxQueuedBytes: number;
   /** A ping goes out when nothing else was sent for this long, in ms. Default 1000. */
   readonly pingIntervalMs: number;
@@ -52,7 +59,7 @@ export interface LinkOptions {
 
 /** Defaults of `LinkOptions`. */
 export function defaultLinkOptions(): LinkOptions {
-  return { maxBatch: 512, maxQueued: 100_000, maxQueuedBytes: 64 * 1024 * 1024, pingIntervalMs: 1000, deadAfterMs: 5000, handshakeTimeoutMs: 5000 };
+  return { maxBatch: 512, maxBatchBytes: MAX_BATCH_BYTES, maxQueued: 100_000, maxQueuedBytes: 64 * 1024 * 1024, pingIntervalMs: 1000, deadAfterMs: 5000, handshakeTimeoutMs: 5000 };
 }
 
 /** What a link reports to its owner. */
@@ -63,10 +70,6 @@ export interface LinkHooks {
   onEnvelope(link: PeerLink, env: Envelope__Output): void;
   /** The link is gone (only for links that came up). */
   onDown(link: PeerLink, err?: Error): void;
-}
-
-function digest(secret: string): Buffer {
-  return createHash('sha256').update(secret).digest();
 }
 
 /** Counters of one link, for the admin API. */
@@ -96,7 +99,7 @@ export class PeerLink {
   private resolveClosed!: () => void;
   private resolveUp!: (p: NodeIdentity) => void;
   private rejectUp!: (e: Error) => void;
-  private readonly out: Batcher<Envelope>;
+  private readonly out: Batcher<Queued>;
   private congested = false;
   private queuedBytes = 0;
   /** Withdrawn envelopes that may still be queued; emptied whenever the queue is. */
@@ -105,6 +108,8 @@ export class PeerLink {
   private lastSent = Date.now();
   private lastReceived = Date.now();
   private readonly timer: NodeJS.Timeout;
+  /** Proof of the mesh secret, as sent in the hello and expected in the peer's. */
+  private readonly proof: string;
   /** Batch sizes sent, for the metrics histogram (set by the owner). */
   onBatchSent: ((size: number) => void) | undefined;
 
@@ -112,17 +117,18 @@ export class PeerLink {
     readonly stream: LinkStream,
     readonly role: 'dialer' | 'acceptor',
     private readonly self: NodeIdentity,
-    private readonly secret: string | undefined,
+    secret: string | undefined,
     private readonly opts: LinkOptions,
     private readonly hooks: LinkHooks,
   ) {
+    this.proof = meshProof(secret);
     this.up = new Promise((resolve, reject) => {
       this.resolveUp = resolve;
       this.rejectUp = reject;
     });
     this.up.catch(() => { /* observed by whoever awaits it */ });
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
-    this.out = new Batcher<Envelope>({
+    this.out = new Batcher<Queued>({
       maxBatch: opts.maxBatch,
       maxQueued: opts.maxQueued,
       flush: (items) => this.write(items),
@@ -150,12 +156,16 @@ export class PeerLink {
     return this.out.size;
   }
 
-  /** Queues an envelope for the peer. False when the link is closed or its queue is full. */
+  /**
+   * Queues an envelope for the peer. False when the link is closed, its queue is full, or the
+   * envelope alone is larger than a batch may be (`maxBatchBytes`).
+   */
   send(env: Envelope): boolean {
     if (this.state === 'closed') return false;
-    const size = sizeOf(env);
+    const size = envelopeBytes(env);
+    if (size > this.opts.maxBatchBytes) return false;
     if (this.queuedBytes + size > this.opts.maxQueuedBytes) return false;
-    if (!this.out.push(env)) return false;
+    if (!this.out.push({ env, size })) return false;
     this.queuedBytes += size;
     return true;
   }
@@ -185,7 +195,7 @@ export class PeerLink {
       protocolVersion: PROTOCOL_VERSION,
       nodeId: this.self.id,
       incarnation: this.self.incarnation,
-      secret: this.secret ?? '',
+      secret: this.proof,
       advertise: this.self.advertise,
       httpPort: this.self.httpPort,
       adminPort: this.self.adminPort,
@@ -197,20 +207,36 @@ export class PeerLink {
     this.lastSent = Date.now();
   }
 
-  private write(all: Envelope[]): void {
-    for (const env of all) this.queuedBytes -= sizeOf(env);
+  private write(all: Queued[]): void {
+    for (const q of all) this.queuedBytes -= q.size;
     if (this.state === 'closed') return;
     let items = all;
     if (this.cancelled.size > 0) {
-      items = all.filter((env) => !this.cancelled.has(env));
+      items = all.filter((q) => !this.cancelled.has(q.env));
       if (this.out.size === 0) this.cancelled.clear();
       if (items.length === 0) return;
     }
+    // Split by bytes too: the peer's transport refuses a message over its limit.
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < items.length; i++) {
+      const size = items[i]!.size;
+      if (i > start && bytes + size > this.opts.maxBatchBytes) {
+        this.writeBatch(items.slice(start, i));
+        start = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    this.writeBatch(start === 0 ? items : items.slice(start));
+  }
+
+  private writeBatch(items: Queued[]): void {
     this.stats.batchesOut++;
     this.stats.itemsOut += items.length;
     this.onBatchSent?.(items.length);
     this.lastSent = Date.now();
-    if (!this.stream.send({ items })) this.congested = true;
+    if (!this.stream.send({ items: items.map((q) => q.env) })) this.congested = true;
   }
 
   private release(): void {
@@ -262,7 +288,7 @@ export class PeerLink {
       if (h.protocolVersion !== PROTOCOL_VERSION) {
         return this.refuse(RefuseCode.BadVersion, `protocol version ${h.protocolVersion} is not ${PROTOCOL_VERSION}`);
       }
-      if (!this.secretMatches(h.secret)) return this.refuse(RefuseCode.BadSecret, 'wrong or missing --mesh-secret');
+      if (!proofMatches(h.secret, this.proof)) return this.refuse(RefuseCode.BadSecret, 'wrong or missing --mesh-secret');
       const peer = identityOf(h);
       if (!peer) return this.refuse(RefuseCode.BadHello, 'hello has an empty id or incarnation');
       const no = this.hooks.admit?.(peer);
@@ -277,15 +303,10 @@ export class PeerLink {
     if (env.kind !== 'welcome' || !env.welcome) return this.fail(new Error('peer answered the hello with something else'));
     const w = env.welcome;
     if (w.protocolVersion !== PROTOCOL_VERSION) return this.fail(new LinkRefusedError(RefuseCode.BadVersion, `peer speaks protocol ${w.protocolVersion}`));
-    if (!this.secretMatches(w.secret)) return this.fail(new LinkRefusedError(RefuseCode.BadSecret, 'peer presented a wrong --mesh-secret'));
+    if (!proofMatches(w.secret, this.proof)) return this.fail(new LinkRefusedError(RefuseCode.BadSecret, 'peer presented a wrong --mesh-secret'));
     const peer = identityOf(w);
     if (!peer) return this.fail(new LinkRefusedError(RefuseCode.BadHello, 'welcome has an empty id'));
     this.becomeUp(peer);
-  }
-
-  private secretMatches(got: string): boolean {
-    if (!this.secret) return got === '';
-    return timingSafeEqual(digest(got), digest(this.secret));
   }
 
   private refuse(code: RefuseCode, message: string, peer?: NodeIdentity): void {
@@ -298,6 +319,7 @@ export class PeerLink {
     this.state = 'up';
     this.stats.upSince = Date.now();
     this.lastReceived = Date.now();
+    this.stream.markTrusted?.();
     this.resolveUp(peer);
     this.release();
   }
@@ -325,9 +347,43 @@ export class PeerLink {
   }
 }
 
-/** Approximate wire size of an envelope: deliveries dominate, everything else is small. */
-function sizeOf(env: Envelope): number {
-  return env.deliver ? (env.deliver.data?.length ?? 0) + 64 : 64;
+/** An envelope waiting in a link's queue, with its size. */
+interface Queued {
+  readonly env: Envelope;
+  readonly size: number;
+}
+
+/**
+ * Approximate protobuf size of an envelope, in bytes (a little above it: every string counts its
+ * UTF-8 bytes plus a tag and a length, every number 10). Deliveries, the bulk of the traffic, take
+ * a shortcut.
+ */
+export function envelopeBytes(env: Envelope): number {
+  const d = env.deliver;
+  if (d) return Buffer.byteLength(d.data ?? '') + (d.topic?.length ?? 0) + (d.exceptSession?.length ?? 0) + 40;
+  return approxBytes(env);
+}
+
+function approxBytes(v: unknown): number {
+  switch (typeof v) {
+    case 'string':
+      return Buffer.byteLength(v) + 4;
+    case 'number':
+    case 'bigint':
+      return 10;
+    case 'boolean':
+      return 2;
+    case 'object': {
+      if (v === null) return 0;
+      if (Buffer.isBuffer(v)) return v.length + 4;
+      let n = 4;
+      if (Array.isArray(v)) for (const x of v) n += approxBytes(x);
+      else for (const x of Object.values(v)) n += approxBytes(x);
+      return n;
+    }
+    default:
+      return 0;
+  }
 }
 
 function identityOf(h: Hello__Output): NodeIdentity | undefined {

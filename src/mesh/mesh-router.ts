@@ -206,7 +206,10 @@ export class MeshRouter implements Router {
       this.applyOwner(topic, this.selfId, count);
       return Promise.resolve();
     }
-    const link = this.links.get(home)!;
+    const link = this.links.get(home);
+    // No link to the home: shutting down (links close one by one), or the link just dropped — the
+    // snapshot to the topic's next home carries the count.
+    if (!link || this.closed) return Promise.resolve();
     this.stats.ownerDeltasOut++;
     if (!ack) {
       // A control message that cannot be queued makes the link hopeless: dropping it makes both

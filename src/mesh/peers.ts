@@ -1,6 +1,7 @@
-import pRetry, { AbortError } from 'p-retry';
 import type { Discovery, PeerTarget } from '../discovery/types.js';
 import type { Logger } from '../log.js';
+import { DialLoop } from './dial-loop.js';
+import type { DialHost } from './dial-loop.js';
 import { LinkRefusedError, PeerLink, RefuseCode } from './link.js';
 import type { LinkOptions, NodeIdentity } from './link.js';
 import type { MeshTransport, LinkStream } from './transport.js';
@@ -19,6 +20,13 @@ export interface PeerManagerOptions {
   readonly retryMinMs?: number;
   /** Largest retry delay, in ms. Default 5000. */
   readonly retryMaxMs?: number;
+  /**
+   * Peers authenticate: a mesh secret or mesh TLS is configured. Only then does this node dial
+   * addresses that peers give it (their `Members` lists, and the advertised address of a dialer
+   * it refuses as `wrong_direction`): on an open mesh anyone is a peer, and must not be able to
+   * make this node dial anything. Default: true when `secret` is set.
+   */
+  readonly authenticated?: boolean;
 }
 
 /** What the peer manager reports. */
@@ -44,20 +52,33 @@ export interface PeerView {
 
 /**
  * Keeps exactly one link per live peer. The node with the smaller id dials: every node dials the
- * targets discovery names (retrying forever with exponential back-off and jitter); an acceptor that
- * sees a dialer with a larger id refuses (`wrong_direction`) and dials it back at the address the
- * dialer advertised. A refused `self` (our own address in the list) stops that dial loop.
+ * targets discovery names (retrying forever with exponential back-off and jitter, `DialLoop`). An
+ * acceptor that sees a dialer with a larger id refuses it (`wrong_direction`) and, on an
+ * authenticated mesh, dials it back at the address the dialer advertised; on an open mesh it takes
+ * the link as it is instead (unless it dials that peer itself), so an unauthenticated caller never
+ * makes it dial anything. On an authenticated mesh, peers' `Members` lists close a mesh built from
+ * partial static lists; a learned address is dialed while a live peer announces it (or a link to it
+ * is up) and forgotten once none does. A refused `self` (our own address in the list) stops that loop.
  */
-export class PeerManager {
+export class PeerManager implements DialHost {
   private readonly links = new Map<string, PeerLink>();
   private readonly loops = new Map<string, DialLoop>();
+  /** Addresses dialed because peers announced them (authenticated mesh only). */
   private readonly learned = new Set<string>();
+  /** What each up link last announced in `Members` (authenticated mesh only). */
+  private readonly announced = new Map<PeerLink, ReadonlySet<string>>();
+  /** Advertised addresses of dialers refused as `wrong_direction`, to dial back (authenticated mesh only). */
+  private readonly dialBack = new Set<string>();
   private readonly upWaiters = new Map<string, Array<() => void>>();
   private discoveryTargets: readonly PeerTarget[] = [];
   private stopped = false;
   private unsubscribe: (() => void) | undefined;
 
-  constructor(private readonly opts: PeerManagerOptions, private readonly events: PeerEvents) {}
+  private readonly authenticated: boolean;
+
+  constructor(private readonly opts: PeerManagerOptions, private readonly events: PeerEvents) {
+    this.authenticated = opts.authenticated ?? !!opts.secret;
+  }
 
   /** Starts dialing discovery's targets and follows its changes. */
   start(): void {
@@ -121,6 +142,7 @@ export class PeerManager {
       wanted.set(t.address, t.id);
     }
     for (const a of this.learned) if (!wanted.has(a)) wanted.set(a, undefined);
+    for (const a of this.dialBack) if (!wanted.has(a)) wanted.set(a, undefined);
     for (const [address, loop] of this.loops) {
       if (!wanted.has(address)) {
         loop.stop();
@@ -140,12 +162,20 @@ export class PeerManager {
     if (this.stopped) return { code: RefuseCode.Draining, message: 'node is shutting down' };
     if (peer.id === this.opts.self.id) return { code: RefuseCode.Self, message: `that is this node (${peer.id})` };
     if (peer.id > this.opts.self.id) {
-      // The smaller id dials; we will dial the peer back where it says it listens.
-      if (ADDRESS_PATTERN.test(peer.advertise) && !this.learned.has(peer.advertise)) {
-        this.learned.add(peer.advertise);
-        this.syncLoops();
+      // A peer we dial is alive again (it restarted and dialed us first): dial it now.
+      this.loops.get(peer.advertise)?.wake();
+      if (this.authenticated) {
+        // The smaller id dials; we will dial the peer back where it says it listens.
+        if (ADDRESS_PATTERN.test(peer.advertise) && peer.advertise !== this.opts.self.advertise && !this.loops.has(peer.advertise)
+          && this.learned.size + this.dialBack.size < MAX_LEARNED) {
+          this.dialBack.add(peer.advertise);
+          this.syncLoops();
+        }
+        return { code: RefuseCode.WrongDirection, message: `${this.opts.self.id} dials ${peer.id}` };
       }
-      return { code: RefuseCode.WrongDirection, message: `${this.opts.self.id} dials ${peer.id}` };
+      // Open mesh: never dial where a caller says. Take its link the other way round, unless we
+      // dial that peer ourselves (then this would become a second link).
+      if (this.dialsPeer(peer)) return { code: RefuseCode.WrongDirection, message: `${this.opts.self.id} dials ${peer.id}` };
     }
     const existing = this.links.get(peer.id);
     if (existing && existing.peer!.incarnation === peer.incarnation) {
@@ -156,21 +186,47 @@ export class PeerManager {
     return undefined;
   }
 
+  /** True when a dial loop of ours targets that peer (by id or by its advertised address). */
+  private dialsPeer(peer: NodeIdentity): boolean {
+    if (this.loops.has(peer.advertise)) return true;
+    for (const loop of this.loops.values()) if (loop.peerId === peer.id) return true;
+    return false;
+  }
+
   private onEnvelope(link: PeerLink, env: Envelope__Output): void {
     if (env.kind !== 'members') {
       this.events.onEnvelope(link, env);
       return;
     }
-    let added = false;
+    // On an open mesh anyone is a peer: what it announces is not dialed.
+    if (!this.authenticated || this.links.get(link.peer!.id) !== link) return;
     // Bounded: a peer cannot make this node dial more addresses than a mesh plausibly has.
+    const set = new Set<string>();
     for (const a of env.members!.addresses.slice(0, MAX_LEARNED)) {
-      if (this.learned.size >= MAX_LEARNED) break;
-      if (a === this.opts.self.advertise || this.learned.has(a) || !ADDRESS_PATTERN.test(a)) continue;
-      if ([...this.links.values()].some((l) => l.peer!.advertise === a)) continue;
-      this.learned.add(a);
-      added = true;
+      if (a !== this.opts.self.advertise && ADDRESS_PATTERN.test(a)) set.add(a);
     }
-    if (added) this.syncLoops();
+    this.announced.set(link, set);
+    const linked = this.linkedAddresses();
+    for (const a of set) {
+      if (this.learned.size + this.dialBack.size >= MAX_LEARNED) break;
+      if (!linked.has(a)) this.learned.add(a);
+    }
+    this.pruneLearned();
+    this.syncLoops();
+  }
+
+  private linkedAddresses(): Set<string> {
+    const out = new Set<string>();
+    for (const l of this.links.values()) out.add(l.peer!.advertise);
+    return out;
+  }
+
+  /** Forgets learned addresses that no live peer announces and no up link has. */
+  private pruneLearned(): void {
+    if (this.learned.size === 0) return;
+    const keep = this.linkedAddresses();
+    for (const set of this.announced.values()) for (const a of set) keep.add(a);
+    for (const a of this.learned) if (!keep.has(a)) this.learned.delete(a);
   }
 
   /** Tells every peer which peers this node has links with. */
@@ -179,14 +235,18 @@ export class PeerManager {
     for (const link of this.links.values()) link.send({ members: { addresses } });
   }
 
-  /** Forgets a learned address that has not answered for a long time (a node that is gone). */
-  forget(address: string): void {
-    if (!this.learned.delete(address)) return;
-    this.syncLoops();
+  /** Addresses this node dials because peers told it (for the admin API and tests). */
+  learnedAddresses(): string[] {
+    return [...new Set([...this.learned, ...this.dialBack])].sort();
   }
 
-  isLearnedOnly(address: string): boolean {
-    return this.learned.has(address) && !this.discoveryTargets.some((t) => t.address === address);
+  /** Forgets a dial-back address that has failed to link for `DIAL_BACK_TTL_MS` (a node that is gone). */
+  giveUp(address: string, failingMs: number): boolean {
+    if (failingMs <= DIAL_BACK_TTL_MS || !this.dialBack.has(address) || this.learned.has(address)) return false;
+    if (this.discoveryTargets.some((t) => t.address === address)) return false;
+    this.dialBack.delete(address);
+    this.syncLoops();
+    return true;
   }
 
   /** Dials `address` once; resolves when the link is up. */
@@ -213,6 +273,8 @@ export class PeerManager {
       existing.close('replaced by a new incarnation');
     }
     this.links.set(peer.id, link);
+    // A dialed-back address that linked is now kept like an announced one: while linked or announced.
+    if (this.dialBack.delete(peer.advertise)) this.learned.add(peer.advertise);
     this.opts.log.info({ peer: peer.id, address: peer.advertise, incarnation: peer.incarnation, role: link.role }, 'peer link up');
     this.events.onUp(link);
     this.announceMembers();
@@ -250,9 +312,12 @@ export class PeerManager {
     const id = link.peer!.id;
     if (this.links.get(id) !== link) return;
     this.links.delete(id);
+    this.announced.delete(link);
     this.opts.log.warn({ peer: id, err: err?.message ?? link.stats.lastError }, 'peer link down');
     this.events.onDown(link, err);
     this.announceMembers();
+    this.pruneLearned();
+    this.syncLoops();
   }
 
   logRefusal(err: unknown, remote: string): void {
@@ -285,113 +350,5 @@ export class PeerManager {
 /** Max addresses learned from peers (not from discovery). */
 const MAX_LEARNED = 1000;
 
-/** A learned address (not from discovery) unreachable this long is forgotten, in ms. */
-const LEARNED_TTL_MS = 60_000;
-
-/** Dials one address forever: up → wait for down → dial again, with back-off between failures. */
-class DialLoop {
-  private readonly abort = new AbortController();
-  passive = false;
-  lastError: string | undefined;
-  private failingSince: number | undefined;
-  private flapMs = 0;
-
-  constructor(readonly address: string, public peerId: string | undefined, private readonly pm: PeerManager) {}
-
-  stop(): void {
-    this.abort.abort();
-  }
-
-  async run(): Promise<void> {
-    const signal = this.abort.signal;
-    while (!signal.aborted && !this.pm.isStopped()) {
-      try {
-        const link = await pRetry(() => this.attempt(), {
-          retries: Infinity,
-          factor: 2,
-          minTimeout: this.pm.retryMinMs,
-          maxTimeout: this.pm.retryMaxMs,
-          randomize: true,
-          signal,
-          unref: true,
-        });
-        if (!link) return; // refused as self: nothing to dial here
-        const upAt = Date.now();
-        await new Promise<void>((resolve) => link.onGone(resolve));
-        // A link that keeps dropping soon after it came up must not become a tight reconnect loop.
-        this.flapMs = Date.now() - upAt < 5000 ? Math.min(Math.max(this.flapMs * 2, this.pm.retryMinMs), this.pm.retryMaxMs) : 0;
-        if (this.flapMs > 0) await sleep(this.flapMs * (0.5 + Math.random()), signal);
-      } catch {
-        return; // aborted
-      }
-    }
-  }
-
-  /** One attempt. Resolves with a handle to wait on, or undefined to stop for good. */
-  private async attempt(): Promise<{ onGone(cb: () => void): void } | undefined> {
-    const selfId = this.pm.selfId;
-    // A peer with a smaller id dials us; wait for it, then check again.
-    if (this.peerId !== undefined && this.peerId < selfId) {
-      this.passive = true;
-      const existing = this.pm.upLinks().get(this.peerId);
-      if (existing) return goneHandle(existing);
-      const up = await this.pm.waitUp(this.peerId, this.pm.retryMaxMs * 2);
-      const l = this.pm.upLinks().get(this.peerId);
-      if (up && l) return goneHandle(l);
-      // It has not dialed: probe it, so it learns our address (its list may not have us).
-    }
-    this.passive = false;
-    if (this.peerId !== undefined) {
-      const existing = this.pm.upLinks().get(this.peerId);
-      if (existing) return goneHandle(existing);
-    }
-    const link = this.pm.dial(this.address);
-    let peer: NodeIdentity;
-    try {
-      peer = await link.up;
-    } catch (err) {
-      this.lastError = (err as Error).message;
-      this.failingSince ??= Date.now();
-      if (Date.now() - this.failingSince > LEARNED_TTL_MS && this.pm.isLearnedOnly(this.address)) {
-        this.pm.forget(this.address);
-        throw new AbortError(`forgetting ${this.address}: unreachable for ${LEARNED_TTL_MS} ms`);
-      }
-      this.pm.logRefusal(err, this.address);
-      if (err instanceof LinkRefusedError) {
-        if (err.code === RefuseCode.Self) throw new AbortError(err.message);
-        if (err.peerId) this.peerId = err.peerId;
-        if (err.code === RefuseCode.WrongDirection || err.code === RefuseCode.Duplicate) {
-          // The peer dials us (or already has): the next attempt waits for that link.
-          this.passive = true;
-        }
-      }
-      throw err;
-    }
-    this.peerId = peer.id;
-    this.lastError = undefined;
-    this.failingSince = undefined;
-    if (!this.pm.register(peer, link)) {
-      const other = this.pm.upLinks().get(peer.id);
-      if (other) return goneHandle(other);
-      throw new Error('link lost a race');
-    }
-    return goneHandle(link);
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    t.unref();
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
-}
-
-function goneHandle(link: PeerLink): { onGone(cb: () => void): void } {
-  return {
-    onGone(cb) {
-      if (link.state === 'closed') cb();
-      else void link.closed.then(cb);
-    },
-  };
-}
+/** A dial-back address (a refused dialer's) that has not linked for this long is forgotten, in ms. */
+const DIAL_BACK_TTL_MS = 60_000;

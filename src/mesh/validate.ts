@@ -1,8 +1,10 @@
 /**
- * Checks of what peers send. Peers are authenticated by the mesh secret, but a buggy or hostile
- * peer must not be able to corrupt routing state or make this node allocate without bound.
+ * Checks of what peers send. Peers are authenticated by the mesh secret or mesh TLS, but a buggy
+ * or hostile peer must not be able to corrupt routing state, make this node allocate without
+ * bound, or write anything but a well-formed server frame to a user's WebSocket. Every check is
+ * total: it answers a reason or undefined for any input, and never throws.
  */
-import { ID_PATTERN, MAX_FRAME_BYTES } from '../protocol/index.js';
+import { ID_PATTERN, MAX_BODY_BYTES, MAX_FRAME_BYTES } from '../protocol/index.js';
 import type { Envelope__Output } from './wire.js';
 
 /** Max topics in one lookup request or one snapshot chunk from a peer. */
@@ -11,47 +13,147 @@ export const MAX_TOPICS_PER_ITEM = 10_000;
 export const MAX_OWNERS_PER_ROUTE = 10_000;
 /** Max connections one node may claim for one topic. */
 export const MAX_COUNT = 10_000_000;
+/** Max bytes of a delivered frame: a delivery carries one encoded server frame. */
+export const MAX_DELIVERED_FRAME_BYTES = 2 * MAX_FRAME_BYTES;
 /** `host:port` as peers advertise it. */
 export const ADDRESS_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):\d{1,5}$/;
+/** Message ids (`msg`): ULIDs today; characters JSON needs no escaping for, with room to grow. */
+export const MESSAGE_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,200}$/;
 
 /** True when `t` is `u:<id>` or `r:<id>`. */
 export function isTopic(t: unknown): t is string {
   return typeof t === 'string' && (t.startsWith('u:') || t.startsWith('r:')) && ID_PATTERN.test(t.slice(2));
 }
 
-function count(n: number): boolean {
-  return Number.isSafeInteger(n) && n >= 0 && n <= MAX_COUNT;
+function count(n: unknown): boolean {
+  return Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= MAX_COUNT;
 }
 
-/** Why an envelope from a peer is unacceptable, or undefined when it is fine. */
+const isId = (v: unknown): boolean => typeof v === 'string' && ID_PATTERN.test(v);
+const isMsgId = (v: unknown): boolean => typeof v === 'string' && MESSAGE_ID_PATTERN.test(v);
+const isTs = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+// Bytes are at least the UTF-16 length and at most three times it: only measure when it matters.
+const isBody = (v: unknown): boolean => typeof v === 'string'
+  && (v.length * 3 <= MAX_BODY_BYTES || (v.length <= MAX_BODY_BYTES && Buffer.byteLength(v) <= MAX_BODY_BYTES));
+
+/** How one type of delivered frame is checked. */
+interface DeliverableFrame {
+  /** The kind of topic it may be delivered to. */
+  readonly topic: 'u:' | 'r:';
+  /** Every field it has, each with its check; no other field is allowed. */
+  readonly fields: Readonly<Record<string, (v: unknown) => boolean>>;
+  /** Whether the frame belongs to the topic's connections (`name`: the topic without its prefix). */
+  readonly belongs: (f: Readonly<Record<string, unknown>>, name: string) => boolean;
+}
+
+/** Number of fields of each deliverable frame type (computed once). */
+const fieldCounts = new Map<DeliverableFrame, number>();
+function fieldCount(spec: DeliverableFrame): number {
+  let n = fieldCounts.get(spec);
+  if (n === undefined) fieldCounts.set(spec, n = Object.keys(spec.fields).length);
+  return n;
+}
+
+/**
+ * The server frames a peer may ask this node to deliver (`Deliver.data`), by `type`: exactly what
+ * the gateway publishes (protocol.md §2). A new frame that travels in deliveries must be added here,
+ * or links carrying it are dropped as invalid. Only append.
+ */
+export const DELIVERABLE_FRAMES: Readonly<Record<string, DeliverableFrame>> = {
+  // To every connection of the recipient and of the sender: the topic's user is one of the two.
+  message: {
+    topic: 'u:',
+    fields: { type: () => true, msg: isMsgId, from: isId, to: isId, body: isBody, ts: isTs },
+    belongs: (f, name) => f['to'] === name || f['from'] === name,
+  },
+  room_message: {
+    topic: 'r:',
+    fields: { type: () => true, msg: isMsgId, room: isId, from: isId, body: isBody, ts: isTs },
+    belongs: (f, name) => f['room'] === name,
+  },
+};
+
+/**
+ * Why `data` is not a frame a peer may deliver to `topic`'s connections, or undefined when it is:
+ * a JSON object whose `type` is one of `DELIVERABLE_FRAMES`, with exactly that frame's fields, each
+ * valid, and belonging to the topic (a `message` to `u:bob` is to or from bob, a `room_message` to
+ * `r:lobby` is in lobby). One `JSON.parse`.
+ */
+export function invalidDeliveredFrame(topic: string, data: string): string | undefined {
+  if (typeof data !== 'string' || data.charCodeAt(0) !== 0x7b /* { */) return 'deliver: data is not a JSON object';
+  if (data.length > MAX_DELIVERED_FRAME_BYTES) return 'deliver: data too large';
+  let f: unknown;
+  try {
+    f = JSON.parse(data);
+  } catch {
+    return 'deliver: data is not JSON';
+  }
+  if (typeof f !== 'object' || f === null || Array.isArray(f)) return 'deliver: data is not a JSON object';
+  const frame = f as Record<string, unknown>;
+  const type = frame['type'];
+  const spec = typeof type === 'string' && Object.hasOwn(DELIVERABLE_FRAMES, type) ? DELIVERABLE_FRAMES[type] : undefined;
+  if (!spec) return `deliver: ${typeof type === 'string' ? `type "${type.slice(0, 32)}"` : 'a frame without a type'} is not deliverable`;
+  if (!topic.startsWith(spec.topic)) return `deliver: a ${type as string} frame to a ${topic.slice(0, 2)} topic`;
+  let n = 0;
+  // JSON.parse makes plain objects: for-in sees exactly their own keys (also "__proto__").
+  for (const k in frame) {
+    const check = Object.hasOwn(spec.fields, k) ? spec.fields[k] : undefined;
+    if (!check) return `deliver: ${type as string} has an unexpected field "${k.slice(0, 32)}"`;
+    if (!check(frame[k])) return `deliver: ${type as string} has a bad "${k}"`;
+    n++;
+  }
+  if (n !== fieldCount(spec)) return `deliver: ${type as string} lacks a field`;
+  if (!spec.belongs(frame, topic.slice(2))) return `deliver: ${type as string} does not belong to ${topic}`;
+  return undefined;
+}
+
+function invalidRoute(r: { topic: unknown; owners: unknown }, what: string): string | undefined {
+  if (!isTopic(r.topic) || !Array.isArray(r.owners) || r.owners.length > MAX_OWNERS_PER_ROUTE) return `${what}: bad topic or owners`;
+  for (const o of r.owners as Array<{ nodeId?: unknown; count?: unknown } | null>) {
+    if (typeof o?.nodeId !== 'string' || o.nodeId === '' || o.nodeId.length > 128 || !count(o.count)) return `${what}: bad owner`;
+  }
+  return undefined;
+}
+
+/** Why an envelope from a peer is unacceptable, or undefined when it is fine. Never throws. */
 export function invalidEnvelope(env: Envelope__Output): string | undefined {
   switch (env.kind) {
     case 'deliver': {
-      const d = env.deliver!;
+      const d = env.deliver;
+      if (!d) return 'deliver: missing';
       if (!isTopic(d.topic)) return 'deliver: bad topic';
-      // A delivery carries one encoded client frame; clients cannot send more than a frame.
-      if (d.data.length > 2 * MAX_FRAME_BYTES) return 'deliver: data too large';
-      if (d.exceptSession.length > 128) return 'deliver: bad session';
+      if (typeof d.exceptSession !== 'string' || d.exceptSession.length > 128) return 'deliver: bad session';
+      // The message id keys the receiver's dedupe window: it must be the frame's own.
+      if (typeof d.msg !== 'string' || (d.msg !== '' && (!MESSAGE_ID_PATTERN.test(d.msg) || !d.data.includes(`"msg":"${d.msg}"`)))) return 'deliver: bad msg';
+      return invalidDeliveredFrame(d.topic, d.data);
+    }
+    case 'owner': {
+      const o = env.owner;
+      return o && isTopic(o.topic) && count(o.count) ? undefined : 'owner: bad topic or count';
+    }
+    case 'route':
+      return env.route ? invalidRoute(env.route, 'route') : 'route: missing';
+    case 'lookup': {
+      const l = env.lookup;
+      return l && Array.isArray(l.topics) && l.topics.length <= MAX_TOPICS_PER_ITEM && l.topics.every(isTopic) ? undefined : 'lookup: bad topics';
+    }
+    case 'lookupReply': {
+      const r = env.lookupReply;
+      if (!r || !Array.isArray(r.routes) || r.routes.length > MAX_TOPICS_PER_ITEM) return 'lookupReply: bad routes';
+      for (const x of r.routes) {
+        const bad = x ? invalidRoute(x, 'lookupReply') : 'lookupReply: bad route';
+        if (bad) return bad;
+      }
       return undefined;
     }
-    case 'owner':
-      return isTopic(env.owner!.topic) && count(env.owner!.count) ? undefined : 'owner: bad topic or count';
-    case 'route': {
-      const r = env.route!;
-      if (!isTopic(r.topic) || r.owners.length > MAX_OWNERS_PER_ROUTE) return 'route: bad topic or owners';
-      return r.owners.every((o) => o.nodeId !== '' && count(o.count)) ? undefined : 'route: bad owner';
-    }
-    case 'lookup': {
-      const l = env.lookup!;
-      return l.topics.length <= MAX_TOPICS_PER_ITEM && l.topics.every(isTopic) ? undefined : 'lookup: bad topics';
-    }
-    case 'lookupReply':
-      return env.lookupReply!.routes.every((r) => isTopic(r.topic)) ? undefined : 'lookupReply: bad topic';
     case 'snapshot': {
-      const s = env.snapshot!;
+      const s = env.snapshot;
+      if (!s || !Array.isArray(s.topics)) return 'snapshot: missing';
       if (s.topics.length > MAX_TOPICS_PER_ITEM) return 'snapshot: chunk too large';
-      return s.topics.every((t) => isTopic(t.topic) && count(t.count)) ? undefined : 'snapshot: bad topic or count';
+      return s.topics.every((t) => isTopic(t?.topic) && count(t.count)) ? undefined : 'snapshot: bad topic or count';
     }
+    case 'ownerAck':
+      return env.ownerAck && Number.isSafeInteger(env.ownerAck.id) && env.ownerAck.id > 0 ? undefined : 'ownerAck: bad id';
     default:
       return undefined;
   }

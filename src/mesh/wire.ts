@@ -14,8 +14,12 @@ export type { Hello, Hello__Output } from '../generated/chatmesh/mesh/v1/Hello.j
 export type { RouteUpdate__Output } from '../generated/chatmesh/mesh/v1/RouteUpdate.js';
 export type { MeshClient } from '../generated/chatmesh/mesh/v1/Mesh.js';
 
-/** Version of the mesh protocol; peers with another version are refused. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version of the mesh protocol; peers with another version are refused. 2: owner acknowledgements,
+ * members views on lookups and broadcasts (authoritative negative answers), the secret proven in
+ * call metadata. A mesh on version 1 is upgraded by restarting all of its nodes on the new release.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** The loader options, identical to the `gen` script's flags so runtime objects match the types. */
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
