@@ -66,6 +66,8 @@ export interface NodeDeps {
   readonly grpc?: Omit<GrpcTransportOptions, 'secret' | 'tls'>;
 }
 
+const NO_TRANSPORT_COUNTERS = { connectionsRefused: 0, handshakeTimeouts: 0, callsUnauthenticated: 0, callsRefused: 0 } as const;
+
 /** Starts a node; resolves once it listens and discovery has run once. Throws `ConfigError` on a bad config. */
 export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}): Promise<ChatNode> {
   const config = resolveNodeConfig(input);
@@ -123,6 +125,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
       batchesOut += l.stats.batchesOut;
     }
     const m = router.stats;
+    const mc = transport instanceof GrpcTransport ? transport.counters : NO_TRANSPORT_COUNTERS;
     const t = router.table;
     return {
       nodeId: id, incarnation, uptimeMs: Date.now() - startedAt, draining,
@@ -137,6 +140,11 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
       members: router.liveMembers().length,
       ownerDeltasOut: m.ownerDeltasOut, ownerDeltasIn: m.ownerDeltasIn, snapshotsOut: m.snapshotsOut, snapshotsIn: m.snapshotsIn,
       digestsOut: m.digestsOut, digestMismatches: m.digestMismatches, membershipChanges: m.membershipChanges,
+      confirmRetries: m.confirmRetries, confirmedNegatives: m.confirmedNegatives, duplicatesDropped: m.duplicatesDropped,
+      ownerAcksWaited: m.ownerAcksWaited, ownerAckTimeouts: m.ownerAckTimeouts,
+      framesDropped: stats.framesDropped, policyViolations: stats.policyViolations, tokensExpired: stats.tokensExpired, tokensRefreshed: stats.tokensRefreshed,
+      meshConnectionsRefused: mc.connectionsRefused, meshHandshakeTimeouts: mc.handshakeTimeouts,
+      meshCallsUnauthenticated: mc.callsUnauthenticated, meshCallsRefused: mc.callsRefused,
     };
   };
   const nodeMetrics = createMetrics(statsView);

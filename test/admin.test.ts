@@ -103,6 +103,9 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
     t.equal(Number(s['users']), 1);
     t.equal(Number(s['members']), 3);
     t.ok(Number(s['membershipChanges']) >= 2, 'membership changes counted');
+    // b's two connections waited for their homes (a remote home acknowledges; its own home is immediate).
+    t.ok('ownerAcksWaited' in s && 'confirmedNegatives' in s && 'framesDropped' in s && 'meshCallsUnauthenticated' in s, 'trust counters are in the stats');
+    t.equal(Number(s['ownerAckTimeouts']), 0, 'no home failed to acknowledge');
   });
 
   t.test('health and reflection on the admin port (reflection only with the token); the mesh port serves neither', async (t) => {
@@ -166,7 +169,7 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${a.httpPort}/metrics`)).text();
     const value = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     const before = await scrape();
-    for (const s of ['chatmesh_direct_messages_total', 'chatmesh_membership_changes_total', 'chatmesh_snapshots_out_total', 'chatmesh_connections', 'chatmesh_route_cache_entries', 'chatmesh_mesh_deliveries_out_total', 'chatmesh_delivery_latency_seconds_count', 'chatmesh_mesh_batch_size_count', 'process_cpu_user_seconds_total']) {
+    for (const s of ['chatmesh_direct_messages_total', 'chatmesh_membership_changes_total', 'chatmesh_snapshots_out_total', 'chatmesh_connections', 'chatmesh_route_cache_entries', 'chatmesh_mesh_deliveries_out_total', 'chatmesh_delivery_latency_seconds_count', 'chatmesh_mesh_batch_size_count', 'process_cpu_user_seconds_total', 'chatmesh_negatives_confirmed_total', 'chatmesh_owner_acks_waited_total', 'chatmesh_client_frames_rate_limited_total', 'chatmesh_mesh_calls_unauthenticated_total']) {
       t.ok(Number.isFinite(value(before, s)), `${s} present`);
     }
     for (let i = 0; i < 5; i++) t.equal((await alice1.request({ type: 'send', id: `m${i}`, to: 'carol', body: 'hi' }))['status'], 'delivered');

@@ -51,6 +51,19 @@ export interface NodeStatsView {
   readonly digestsOut: number;
   readonly digestMismatches: number;
   readonly membershipChanges: number;
+  readonly confirmRetries: number;
+  readonly confirmedNegatives: number;
+  readonly duplicatesDropped: number;
+  readonly ownerAcksWaited: number;
+  readonly ownerAckTimeouts: number;
+  readonly framesDropped: number;
+  readonly policyViolations: number;
+  readonly tokensExpired: number;
+  readonly tokensRefreshed: number;
+  readonly meshConnectionsRefused: number;
+  readonly meshHandshakeTimeouts: number;
+  readonly meshCallsUnauthenticated: number;
+  readonly meshCallsRefused: number;
 }
 
 /** What the admin API needs from a node. Every method may be called concurrently. */

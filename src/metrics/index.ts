@@ -37,6 +37,19 @@ const COUNTERS: Array<[CounterKey, string, string]> = [
   ['digestsOut', 'digests_out', 'Anti-entropy digests sent'],
   ['digestMismatches', 'digest_mismatches', 'Anti-entropy digests that disagreed (lost changes healed)'],
   ['membershipChanges', 'membership_changes', 'Changes of the live members seen'],
+  ['confirmRetries', 'negative_confirm_retries', 'Confirmations of a negative answer asked again because the home was rebuilding or unreachable'],
+  ['confirmedNegatives', 'negatives_confirmed', 'Negative answers (offline, no subscribers) confirmed by the topic home'],
+  ['duplicatesDropped', 'mesh_duplicates_dropped', 'Deliveries from peers not written again: this node had written that message id to the topic'],
+  ['ownerAcksWaited', 'owner_acks_waited', 'New owners (welcomes, joins) that waited for their home to record them'],
+  ['ownerAckTimeouts', 'owner_ack_timeouts', 'New owners whose home did not acknowledge in time (welcomed anyway)'],
+  ['framesDropped', 'client_frames_rate_limited', 'Client frames over the rate limit, not handled'],
+  ['policyViolations', 'client_policy_violations', 'Client connections closed with 1008 for too many bad frames'],
+  ['tokensExpired', 'client_tokens_expired', 'Client connections closed because their token expired'],
+  ['tokensRefreshed', 'client_tokens_refreshed', 'Accepted refresh frames'],
+  ['meshConnectionsRefused', 'mesh_connections_refused', 'Mesh-port connections closed at accept (over the pending bounds)'],
+  ['meshHandshakeTimeouts', 'mesh_handshake_timeouts', 'Mesh-port connections closed for not linking within the handshake deadline'],
+  ['meshCallsUnauthenticated', 'mesh_calls_unauthenticated', 'Mesh calls refused for a missing or wrong secret proof'],
+  ['meshCallsRefused', 'mesh_calls_refused', 'Mesh calls refused over the pending-call bounds'],
 ];
 
 /** Gauges: exported as `chatmesh_<name>`. */
