@@ -16,7 +16,7 @@ import { createLogger } from './log.js';
 import { createMetrics } from './metrics/index.js';
 import type { Logger } from './log.js';
 import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions, loadMeshTls } from './mesh/index.js';
-import type { GrpcTransportOptions, LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity } from './mesh/index.js';
+import type { GrpcTransportOptions, LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity, PeerLink } from './mesh/index.js';
 import { CloseCode } from './protocol/index.js';
 import { UlidGenerator, systemClock } from './util/index.js';
 import type { Clock } from './util/index.js';
@@ -58,7 +58,7 @@ export interface NodeDeps {
   /** Discovery; default from the config (static or consul). */
   readonly discovery?: (self: { id: string; advertise: string; meshPort: number; httpPort: number; incarnation: string }) => Discovery;
   readonly link?: Partial<LinkOptions>;
-  readonly mesh?: Partial<Omit<MeshRouterOptions, 'self' | 'log' | 'clock' | 'routeCacheSize'>>;
+  readonly mesh?: Partial<Omit<MeshRouterOptions, 'self' | 'links' | 'log' | 'clock' | 'routeCacheSize'>>;
   /** Dial retry bounds, ms. */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
@@ -92,9 +92,12 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   }
   const advertise = `${config.advertise.includes(':') ? `[${config.advertise}]` : config.advertise}:${meshPort}`;
   let metrics: ReturnType<typeof createMetrics> | undefined;
+  // The one map of up links: the peer manager writes it, the router reads it.
+  const links = new Map<string, PeerLink>();
   const router = new MeshRouter({
     ...deps.mesh,
     self: { id, incarnation, advertise, httpPort: 0, adminPort: 0 },
+    links,
     routeCacheSize: config.routeCacheSize,
     log,
     clock,
@@ -173,6 +176,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
       : createStaticDiscovery({ peers: config.peers, selfAddress: advertise });
   peers = new PeerManager({
     self,
+    links,
     secret: config.meshSecret,
     authenticated: !!config.meshSecret || meshTls !== undefined,
     transport,

@@ -32,6 +32,8 @@ export interface DeliveryHost {
   lookup(topic: Topic): Promise<RouteAnswer>;
   /** Forgets a cached route found stale. */
   dropRoute(topic: Topic): void;
+  /** Monotonic ms (the node's clock). */
+  monotonic(): number;
   readonly stats: MeshStats;
 }
 
@@ -51,7 +53,7 @@ export class Deliveries {
   private readonly healingTopics = new Map<Topic, Promise<void>>();
 
   constructor(private readonly host: DeliveryHost, timeoutMs: number) {
-    this.pending = new PendingRequests(timeoutMs);
+    this.pending = new PendingRequests(timeoutMs, () => host.monotonic());
   }
 
   /** Delivers to every owner but this node; resolves with `local` plus what they wrote. A stale

@@ -30,6 +30,8 @@ export interface LookupHost {
   cache(topic: Topic, entry: RouteEntry): void;
   /** This node's view of the live members (sent with every lookup). */
   membersHash(): number;
+  /** Monotonic ms (the node's clock). */
+  monotonic(): number;
   readonly stats: MeshStats;
 }
 
@@ -56,7 +58,7 @@ export class Lookups {
   private readonly requests: PendingRequests<{ routes: RouteUpdate__Output[]; tentative: boolean }>;
 
   constructor(private readonly host: LookupHost, timeoutMs: number) {
-    this.requests = new PendingRequests(timeoutMs);
+    this.requests = new PendingRequests(timeoutMs, () => host.monotonic());
   }
 
   /** True while a lookup of `topic` is outstanding (publishes to it must queue behind it). */
@@ -79,7 +81,7 @@ export class Lookups {
   confirm(topic: Topic, timeoutMs: number): Promise<RouteAnswer> {
     let p = this.confirming.get(topic);
     if (p) return p;
-    p = this.confirmLoop(topic, Date.now() + timeoutMs).finally(() => {
+    p = this.confirmLoop(topic, this.host.monotonic() + timeoutMs).finally(() => {
       if (this.confirming.get(topic) === p) this.confirming.delete(topic);
     });
     this.confirming.set(topic, p);
@@ -89,7 +91,7 @@ export class Lookups {
   private async confirmLoop(topic: Topic, deadline: number): Promise<RouteAnswer> {
     let why = 'timed out';
     for (let attempt = 0; ; attempt++) {
-      const left = deadline - Date.now();
+      const left = deadline - this.host.monotonic();
       if (left <= 0) throw new NoFirmAnswerError(topic, why);
       try {
         const a = await withDeadline(this.ask(topic), left);
@@ -101,7 +103,7 @@ export class Lookups {
         why = (err as Error).message;
       }
       this.host.stats.confirmRetries++;
-      await sleep(Math.min(10 * 2 ** attempt, 200, Math.max(0, deadline - Date.now())));
+      await sleep(Math.min(10 * 2 ** attempt, 200, Math.max(0, deadline - this.host.monotonic())));
     }
   }
 

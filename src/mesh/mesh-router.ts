@@ -20,6 +20,8 @@ import type { Envelope__Output } from './wire.js';
 /** Options of the mesh router. */
 export interface MeshRouterOptions {
   readonly self: NodeIdentity;
+  /** The node's up links by peer id, owned and written by the peer manager (read only here). */
+  readonly links: ReadonlyMap<string, PeerLink>;
   /** Max entries of the LRU routing table (`--route-cache-size`). */
   readonly routeCacheSize: number;
   readonly log: Logger;
@@ -81,7 +83,7 @@ export class MeshRouter implements Router {
   readonly stats = new MeshStats();
   private members: Rendezvous;
   private view = 0;
-  private readonly links = new Map<string, PeerLink>();
+  private readonly links: ReadonlyMap<string, PeerLink>;
   private readonly presence: Presence;
   private readonly lookups: Lookups;
   private readonly deliveries: Deliveries;
@@ -104,10 +106,12 @@ export class MeshRouter implements Router {
       deliveryTimeoutMs: 5000, lookupTimeoutMs: 3000, confirmTimeoutMs: 5000, ownerAckTimeoutMs: 3000, drainLingerMs: 2000,
       dedupeWindow: 32_768, antiEntropyMs: 10_000, snapshotChunk: 500, barrierTimeoutMs: 3000, ...opts,
     };
+    this.links = opts.links;
     this.table = new RouteTable({ maxEntries: opts.routeCacheSize });
     this.directory = new OwnerDirectory({ nodeId: opts.self.id, incarnation: opts.self.incarnation });
     this.members = new Rendezvous([opts.self.id]);
-    this.ownerAcks = new PendingRequests(this.opts.ownerAckTimeoutMs);
+    const monotonic = (): number => this.opts.clock.monotonic();
+    this.ownerAcks = new PendingRequests(this.opts.ownerAckTimeoutMs, monotonic);
     this.written = new LRUCache({ max: this.opts.dedupeWindow });
     const selfId = opts.self.id;
     const link = (id: string): PeerLink | undefined => this.links.get(id);
@@ -125,6 +129,7 @@ export class MeshRouter implements Router {
       selfId, homeOf, link, stats: this.stats,
       ownAnswer: (topic) => this.routeNow(topic)!,
       membersHash: () => this.view,
+      monotonic,
       // A lookup may be what brings a watched topic's newest set: its watchers must hear it too.
       // It is cached only when firm, so it is authoritative here.
       cache: (topic, entry) => {
@@ -135,6 +140,7 @@ export class MeshRouter implements Router {
       selfId, link, stats: this.stats,
       lookup: (topic) => this.lookups.lookup(topic),
       dropRoute: (topic) => { this.table.delete(topic); },
+      monotonic,
     }, this.opts.deliveryTimeoutMs);
     this.resync = new Resync({
       selfId, homeOf, stats: this.stats, directory: this.directory,
@@ -420,17 +426,14 @@ export class MeshRouter implements Router {
 
   // ---------------------------------------------------------------- membership
 
-  /** A peer's link came up. */
-  peerUp(link: PeerLink): void {
-    this.links.set(link.peer!.id, link);
+  /** A peer's link came up (it is in `links` already). */
+  peerUp(_link: PeerLink): void {
     this.membershipChanged();
   }
 
-  /** A peer's link went down: its connections are gone everywhere. */
+  /** A peer's registered link went down (it has left `links` already): its connections are gone. */
   peerDown(link: PeerLink): void {
     const id = link.peer!.id;
-    if (this.links.get(id) !== link) return;
-    this.links.delete(id);
     // Shutting down: no re-homing work for links that close one after another.
     if (this.closed) return;
     this.deliveries.failPeer(id);

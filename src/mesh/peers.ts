@@ -16,6 +16,11 @@ export interface PeerManagerOptions {
   readonly discovery: Discovery;
   readonly link: LinkOptions;
   readonly log: Logger;
+  /**
+   * The registry of up links (peer id → link) this manager owns and writes; pass the same map, read
+   * only, to the router, so there is one link map in the node. Default: a new map.
+   */
+  readonly links?: Map<string, PeerLink>;
   /** First retry delay of a dial loop, in ms. Default 100. */
   readonly retryMinMs?: number;
   /** Largest retry delay, in ms. Default 5000. */
@@ -61,7 +66,8 @@ export interface PeerView {
  * is up) and forgotten once none does. A refused `self` (our own address in the list) stops that loop.
  */
 export class PeerManager implements DialHost {
-  private readonly links = new Map<string, PeerLink>();
+  /** The one registry of up links: written only here, read by the router (`options.links`). */
+  private readonly links: Map<string, PeerLink>;
   private readonly loops = new Map<string, DialLoop>();
   /** Addresses dialed because peers announced them (authenticated mesh only). */
   private readonly learned = new Set<string>();
@@ -77,6 +83,7 @@ export class PeerManager implements DialHost {
   private readonly authenticated: boolean;
 
   constructor(private readonly opts: PeerManagerOptions, private readonly events: PeerEvents) {
+    this.links = opts.links ?? new Map();
     this.authenticated = opts.authenticated ?? !!opts.secret;
   }
 

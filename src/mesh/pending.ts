@@ -15,12 +15,13 @@ export class PendingRequests<T> {
   private seq = 0;
   private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(private readonly timeoutMs: number) {}
+  /** @param now - monotonic ms (the node's clock); deadlines are measured on it. */
+  constructor(private readonly timeoutMs: number, private readonly now: () => number = () => performance.now()) {}
 
   /** Registers a request to `peer`; returns its id. */
   add(peer: string, resolve: (v: T) => void, fail: (why: 'gone' | 'timeout') => void): number {
     const id = ++this.seq;
-    this.byId.set(id, { peer, resolve, fail, deadline: Date.now() + this.timeoutMs });
+    this.byId.set(id, { peer, resolve, fail, deadline: this.now() + this.timeoutMs });
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
       this.sweeper.unref();
@@ -69,7 +70,7 @@ export class PendingRequests<T> {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = this.now();
     // Insertion order is deadline order (one fixed timeout), so stop at the first live one.
     for (const [id, p] of this.byId) {
       if (p.deadline > now) break;
