@@ -203,3 +203,28 @@ t.test('a delivery of one message id is written to a topic once (exactly once on
   t.equal(await mesh.node(0).router.publish(userTopic('bob'), data.replace('01J', '01K'), undefined, { msg: '01K' }), 1, 'another id is written');
   t.equal(sub.received.length, 2);
 });
+
+t.test('a home that never acknowledges a new owner delays the welcome by the bound only', async (t) => {
+  const mesh = new MemoryMesh(t, { nodes: 2, deps: { mesh: { ownerAckTimeoutMs: 300 } } });
+  await mesh.startAll();
+  await formed(mesh);
+  const [n0, n1] = [mesh.node(0), mesh.node(1)];
+  // Node 1 swallows owner deltas (a hung or buggy home).
+  const orig = n1.router.onEnvelope.bind(n1.router);
+  n1.router.onEnvelope = (link, env) => {
+    if (env.kind !== 'owner') orig(link, env);
+  };
+  let user = 'x';
+  for (let i = 0; n0.router.homeOf(userTopic(user)) !== n1.id; i++) user = `x${i}`;
+  const t0 = Date.now();
+  await n0.router.subscribe(userTopic(user), new FakeSub(user, n0.id));
+  const waited = Date.now() - t0;
+  t.ok(waited >= 250, `the subscription waited for the acknowledgement (${waited} ms)`);
+  t.ok(waited < 3000, 'and no longer than about the bound');
+  t.equal(n0.router.stats.ownerAckTimeouts, 1, 'counted');
+  let homed = 'y';
+  for (let i = 0; n0.router.homeOf(userTopic(homed)) !== n0.id; i++) homed = `y${i}`;
+  const t1 = Date.now();
+  await n0.router.subscribe(userTopic(homed), new FakeSub(homed, n0.id));
+  t.ok(Date.now() - t1 < 250, 'a topic homed on the node itself is recorded at once');
+});

@@ -99,6 +99,7 @@ export class MeshRouter implements Router {
   private readonly lingering = new Map<Topic, NodeJS.Timeout>();
   private lingerWaiters: Array<() => void> = [];
   private closed = false;
+  private ackWarnAfter = 0;
   private readonly opts: Resolved;
 
   constructor(opts: MeshRouterOptions) {
@@ -228,7 +229,12 @@ export class MeshRouter implements Router {
       const ackId = this.ownerAcks.add(home, resolve, (why) => {
         if (why === 'timeout') {
           this.stats.ownerAckTimeouts++;
-          this.opts.log.warn({ topic, home }, 'the home did not acknowledge a new owner in time; welcoming anyway');
+          // One line per 10 s at most: a hung home would otherwise log once per new connection.
+          const now = this.opts.clock.monotonic();
+          if (now >= this.ackWarnAfter) {
+            this.ackWarnAfter = now + 10_000;
+            this.opts.log.warn({ topic, home, timeouts: this.stats.ownerAckTimeouts }, 'a topic home did not acknowledge a new owner in time; welcoming anyway');
+          }
         }
         resolve();
       });
