@@ -123,6 +123,26 @@ t.test('a restarted node that links to one peer first never makes online users l
   t.equal(c.flaps, 0, 'no flaps');
 });
 
+t.test('a link flap between two live nodes never makes their users look offline', async (t) => {
+  // Node 0 and node 2 (both alive, both with users) lose their link for 1.5 s; node 1 still sees
+  // both. Nobody may be reported offline: answers that cannot be sure are `unavailable`.
+  const { mesh, pairs, watchers } = await setup(t);
+  const w = workload(mesh, pairs, watchers);
+  await new Promise((r) => setTimeout(r, 200));
+  mesh.net.cut(mesh.address(0), mesh.address(2));
+  await eventually(() => !mesh.node(0).peers.upLinks().has(mesh.id(2)), 3000, 'link cut');
+  await new Promise((r) => setTimeout(r, 1500));
+  mesh.net.unblock(mesh.address(0), mesh.address(2));
+  await formed(mesh);
+  await new Promise((r) => setTimeout(r, 1000));
+  const c = await w.stop();
+  t.comment(JSON.stringify(c));
+  t.equal(c.falseOffline, 0, 'no false offline');
+  t.equal(c.falsePresence, 0, 'no false presence');
+  t.equal(c.flaps, 0, 'no flaps');
+  t.ok(c.sends > 0, 'sends resumed');
+});
+
 t.test('a graceful leave and rejoin never makes online users look offline', async (t) => {
   const { mesh, pairs, watchers } = await setup(t);
   const w = workload(mesh, pairs, watchers);

@@ -26,6 +26,8 @@ export class MemoryNetwork {
   private nextPort = 10_000;
   /** Pairs `a|b` (addresses, both orders) between which no new stream can be opened. */
   private readonly blocked = new Set<string>();
+  /** The two ends (listening addresses) of each dialed stream, for {@link cut}. */
+  private readonly ends = new Map<MemoryStream, { from: string | undefined; to: string }>();
 
   /** A transport on this network. */
   transport(): MeshTransport {
@@ -66,6 +68,15 @@ export class MemoryNetwork {
     this.blocked.add(`${a}|${b}`).add(`${b}|${a}`);
   }
 
+  /** Cuts the links between the nodes at `a` and `b` (both alive) and blocks new ones until
+   *  {@link unblock}: a link flap, or a partial partition. */
+  cut(a: string, b: string): void {
+    this.block(a, b);
+    for (const [stream, ends] of this.ends) {
+      if ((ends.from === a && ends.to === b) || (ends.from === b && ends.to === a)) stream.fail(new Error('connection reset (cut)'));
+    }
+  }
+
   /** Undoes {@link block}. */
   unblock(a: string, b: string): void {
     this.blocked.delete(`${a}|${b}`);
@@ -83,6 +94,8 @@ export class MemoryNetwork {
     a.peer = b;
     b.peer = a;
     l.streams.add(b);
+    this.ends.set(a, { from, to: address });
+    a.onCloseInternal(() => this.ends.delete(a));
     setImmediate(() => l.onStream(b));
     return a;
   }
@@ -130,7 +143,15 @@ class MemoryStream implements LinkStream {
   private finish(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
+    this.internalClose?.();
     this.closeCb?.(err);
+  }
+
+  private internalClose: (() => void) | undefined;
+
+  /** For the network's bookkeeping: called once when this end closes. */
+  onCloseInternal(cb: () => void): void {
+    this.internalClose = cb;
   }
 
   onBatch(cb: (batch: Batch__Output) => void): void {
