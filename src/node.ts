@@ -17,7 +17,8 @@ import { createMetrics } from './metrics/index.js';
 import type { Logger } from './log.js';
 import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions, loadMeshTls } from './mesh/index.js';
 import type { GrpcTransportOptions, LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity, PeerLink } from './mesh/index.js';
-import { CloseCode } from './protocol/index.js';
+import { NodeLifecycle } from './lifecycle.js';
+import { createNodeStats } from './node-stats.js';
 import { UlidGenerator, systemClock } from './util/index.js';
 import type { Clock } from './util/index.js';
 
@@ -66,8 +67,6 @@ export interface NodeDeps {
   readonly grpc?: Omit<GrpcTransportOptions, 'secret' | 'tls'>;
 }
 
-const NO_TRANSPORT_COUNTERS = { connectionsRefused: 0, handshakeTimeouts: 0, callsUnauthenticated: 0, callsRefused: 0 } as const;
-
 /** Starts a node; resolves once it listens and discovery has run once. Throws `ConfigError` on a bad config. */
 export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}): Promise<ChatNode> {
   const config = resolveNodeConfig(input);
@@ -114,42 +113,12 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     opts: config.gateway,
     stats,
   });
-  let draining = false;
   let discovered = false;
+  let lifecycle: NodeLifecycle | undefined;
   // `discovery` is built below; nothing reads it before `discovered` turns true.
-  const serving = (): boolean => discovered && !draining && discovery.status().healthy;
-  const startedAt = Date.now();
-  const closedLinks = { batchesIn: 0, batchesOut: 0 };
-  const statsView = (): NodeStatsView => {
-    let batchesIn = closedLinks.batchesIn;
-    let batchesOut = closedLinks.batchesOut;
-    for (const l of peers?.upLinks().values() ?? []) {
-      batchesIn += l.stats.batchesIn;
-      batchesOut += l.stats.batchesOut;
-    }
-    const m = router.stats;
-    const mc = transport instanceof GrpcTransport ? transport.counters : NO_TRANSPORT_COUNTERS;
-    const t = router.table;
-    return {
-      nodeId: id, incarnation, uptimeMs: Date.now() - startedAt, draining,
-      connections: stats.connections, users: router.hub.userCount, topics: router.hub.size,
-      directMessagesIn: stats.directMessages, roomMessagesIn: stats.roomMessages, framesIn: stats.framesIn, framesOut: stats.framesOut,
-      deliveriesOut: m.deliveriesOut, deliveriesIn: m.deliveriesIn, staleRoutes: m.staleRoutes,
-      cacheSize: t.size, cachePinned: t.pinnedSize, cacheMax: t.maxEntries, cacheHits: t.hits, cacheMisses: t.misses, cacheEvictions: t.evictions,
-      homeTopics: router.directory.size, homeLookupsIn: m.lookupsIn, homeLookupsOut: m.lookupsOut,
-      routeUpdatesIn: m.routeUpdatesIn, routeUpdatesOut: m.routeUpdatesOut,
-      gossipBatchesIn: batchesIn, gossipBatchesOut: batchesOut,
-      unavailable: m.unavailable, slowConsumers: stats.slowConsumers, errors: { ...stats.errors },
-      members: router.liveMembers().length,
-      ownerDeltasOut: m.ownerDeltasOut, ownerDeltasIn: m.ownerDeltasIn, snapshotsOut: m.snapshotsOut, snapshotsIn: m.snapshotsIn,
-      digestsOut: m.digestsOut, digestMismatches: m.digestMismatches, membershipChanges: m.membershipChanges,
-      confirmRetries: m.confirmRetries, confirmedNegatives: m.confirmedNegatives, duplicatesDropped: m.duplicatesDropped,
-      ownerAcksWaited: m.ownerAcksWaited, ownerAckTimeouts: m.ownerAckTimeouts,
-      framesDropped: stats.framesDropped, policyViolations: stats.policyViolations, tokensExpired: stats.tokensExpired, tokensRefreshed: stats.tokensRefreshed,
-      meshConnectionsRefused: mc.connectionsRefused, meshHandshakeTimeouts: mc.handshakeTimeouts,
-      meshCallsUnauthenticated: mc.callsUnauthenticated, meshCallsRefused: mc.callsRefused,
-    };
-  };
+  const serving = (): boolean => discovered && !lifecycle?.draining && discovery.status().healthy;
+  const nodeStats = createNodeStats({ id, incarnation, clock, router, gateway: stats, transport, links, draining: () => lifecycle?.draining ?? false });
+  const statsView = (): NodeStatsView => nodeStats.view();
   const nodeMetrics = createMetrics(statsView);
   metrics = nodeMetrics;
   const http = await startHttpServer({ host: config.host, port: config.httpPort, log }, {
@@ -157,7 +126,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     metrics: () => nodeMetrics.render(),
     ready: serving,
     health: () => ({
-      node: id, incarnation, connections: stats.connections, draining, discovered,
+      node: id, incarnation, connections: stats.connections, draining: lifecycle?.draining ?? false, discovered,
       ...(discovered ? { discovery: { kind: config.discovery, ...discovery.status() } } : {}),
       peers: peers ? peers.upLinks().size : 0, members: router.liveMembers().length,
     }),
@@ -191,33 +160,11 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
       router.peerUp(link);
     },
     onDown: (link) => {
-      closedLinks.batchesIn += link.stats.batchesIn;
-      closedLinks.batchesOut += link.stats.batchesOut;
+      nodeStats.linkClosed(link);
       router.peerDown(link);
     },
     onEnvelope: (link, env) => router.onEnvelope(link, env),
   });
-  let drained: Promise<{ closed: number; deregistered: boolean }> | undefined;
-  const drain = (): Promise<{ closed: number; deregistered: boolean }> => {
-    drained ??= (async () => {
-      draining = true;
-      setHealth(health, 'NOT_SERVING');
-      const closed = stats.connections;
-      log.info({ connections: closed }, 'draining: deregistering and asking clients to reconnect elsewhere');
-      gateway.stopAccepting();
-      // Users whose clients reconnect elsewhere must not look offline meanwhile.
-      router.startDrain();
-      const [deregistered] = await Promise.all([
-        discovery.deregister().then(() => true, (err: unknown) => {
-          log.warn({ err }, 'deregistration failed');
-          return false;
-        }),
-        gateway.closeAll(CloseCode.ServiceRestart, 'service restart'),
-      ]);
-      return { closed, deregistered };
-    })();
-    return drained;
-  };
   const adminTarget: AdminTarget = {
     id,
     describe: (topic) => router.describe(topic),
@@ -225,37 +172,25 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     peers: () => peers!.view(),
     members: () => router.liveMembers(),
     stats: statsView,
-    drain,
+    drain: () => lifecycle!.drain(),
   };
   const admin = await startAdminServer(adminTarget, { host: config.host, port: config.adminPort, token: config.adminToken, health });
   if (config.adminToken === undefined && config.host !== '127.0.0.1') {
     log.warn({ adminPort: admin.port }, 'no --admin-token: the admin API listens on 127.0.0.1 only');
   }
+  lifecycle = new NodeLifecycle({
+    log, health, gateway, router, discovery, peers, transport, listeners: [http, admin], connections: () => stats.connections,
+  });
   await discovery.start();
   peers.start();
   discovered = true;
   setHealth(health, serving() ? 'SERVING' : 'NOT_SERVING');
   discovery.onStatusChange(() => {
-    if (!draining) setHealth(health, serving() ? 'SERVING' : 'NOT_SERVING');
+    if (!lifecycle!.draining) setHealth(health, serving() ? 'SERVING' : 'NOT_SERVING');
   });
   log.info({ httpPort: http.port, meshPort, adminPort: admin.port, host: config.host, advertise, incarnation, discovery: config.discovery },
     `chatmesh node ${id} listening on http://${config.host}:${http.port}`);
 
-  let stopping: Promise<void> | undefined;
-  const shutdown = async (graceful: boolean): Promise<void> => {
-    if (graceful) {
-      await drain();
-      // Give the closed clients time to reconnect elsewhere before this node's users are released.
-      await router.lingerDone();
-      // Let the owner deltas of the closed clients leave before saying goodbye.
-      await new Promise((r) => setImmediate(r));
-    }
-    router.close();
-    peers!.stop(graceful ? 'shutdown' : 'killed');
-    await gateway.close(CloseCode.ServiceRestart, 'service restart');
-    await Promise.all([discovery.stop().catch(() => undefined), transport.close(), http.close(), admin.close()]);
-    log.info('stopped');
-  };
   return {
     config,
     id,
@@ -269,14 +204,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     peers,
     discovery,
     ready: serving,
-    drain: async () => { await drain(); },
-    stop() {
-      stopping ??= shutdown(true);
-      return stopping;
-    },
-    kill() {
-      stopping ??= shutdown(false);
-      return stopping;
-    },
+    drain: async () => { await lifecycle!.drain(); },
+    stop: () => lifecycle!.stop(),
+    kill: () => lifecycle!.kill(),
   };
 }
