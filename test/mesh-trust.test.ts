@@ -82,83 +82,72 @@ async function setup(t: Test, users = 40): Promise<{ mesh: MemoryMesh; pairs: Ar
   return { mesh, pairs, watchers };
 }
 
-t.test('a node crashing and restarting never makes online users look offline', async (t) => {
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs `fault` on a 3-node mesh under the workload (users on nodes 0 and 2, continuous sends and
+ * presence queries, watchers), lets it settle for `afterMs`, and asserts that no online user was
+ * ever reported offline.
+ */
+async function underChurn(t: Test, fault: (mesh: MemoryMesh) => Promise<void>, afterMs = 800): Promise<Counts> {
   const { mesh, pairs, watchers } = await setup(t);
   const w = workload(mesh, pairs, watchers);
-  await new Promise((r) => setTimeout(r, 200));
-  await mesh.crash(1);
-  await new Promise((r) => setTimeout(r, 400));
-  await mesh.start(1);
+  await sleep(200);
+  await fault(mesh);
   await formed(mesh);
-  await new Promise((r) => setTimeout(r, 800));
+  await sleep(afterMs);
   const c = await w.stop();
   t.comment(JSON.stringify(c));
-  t.ok(c.sends > 50, 'sends kept flowing');
+  t.ok(c.sends > 0, 'sends kept flowing');
   t.equal(c.falseOffline, 0, 'no publish to an online user resolved 0 (acked offline)');
   t.equal(c.falsePresence, 0, 'no presence answer said offline');
   t.equal(c.flaps, 0, 'no watcher saw an offline transition');
+  return c;
+}
+
+t.test('a node crashing and restarting never makes online users look offline', async (t) => {
+  await underChurn(t, async (mesh) => {
+    await mesh.crash(1);
+    await sleep(400);
+    await mesh.start(1);
+  });
 });
 
 t.test('a restarted node that links to one peer first never makes online users look offline', async (t) => {
   // The hard case of a rejoin: node 1 comes back linked to node 2 but not (yet) to node 0, so
   // node 2 moves topics homed at node 0 (stand-in for node 1) back to node 1 while node 0 still
   // thinks it is their home. Node 0 must not answer "nobody" from what node 2 no longer tells it.
-  const { mesh, pairs, watchers } = await setup(t);
-  const w = workload(mesh, pairs, watchers);
-  await new Promise((r) => setTimeout(r, 200));
-  await mesh.crash(1);
-  await eventually(() => mesh.node(0).peers.upLinks().size === 1 && mesh.node(2).peers.upLinks().size === 1, 3000, 'node 1 gone');
-  await new Promise((r) => setTimeout(r, 200));
-  mesh.net.block(mesh.address(0), mesh.address(1));
-  await mesh.start(1);
-  await eventually(() => mesh.node(1).peers.upLinks().has(mesh.id(2)), 5000, 'node 1 linked to node 2');
-  await new Promise((r) => setTimeout(r, 3500)); // past the 3 s barrier timeout
-  mesh.net.unblock(mesh.address(0), mesh.address(1));
-  await formed(mesh);
-  await new Promise((r) => setTimeout(r, 800));
-  const c = await w.stop();
-  t.comment(JSON.stringify(c));
-  t.equal(c.falseOffline, 0, 'no false offline');
-  t.equal(c.falsePresence, 0, 'no false presence');
-  t.equal(c.flaps, 0, 'no flaps');
+  await underChurn(t, async (mesh) => {
+    await mesh.crash(1);
+    await eventually(() => mesh.node(0).peers.upLinks().size === 1 && mesh.node(2).peers.upLinks().size === 1, 3000, 'node 1 gone');
+    await sleep(200);
+    mesh.net.block(mesh.address(0), mesh.address(1));
+    await mesh.start(1);
+    await eventually(() => mesh.node(1).peers.upLinks().has(mesh.id(2)), 5000, 'node 1 linked to node 2');
+    await sleep(3500); // past the 3 s barrier timeout
+    mesh.net.unblock(mesh.address(0), mesh.address(1));
+  });
 });
 
 t.test('a link flap between two live nodes never makes their users look offline', async (t) => {
   // Node 0 and node 2 (both alive, both with users) lose their link for 1.5 s; node 1 still sees
   // both. Nobody may be reported offline: answers that cannot be sure are `unavailable`.
-  const { mesh, pairs, watchers } = await setup(t);
-  const w = workload(mesh, pairs, watchers);
-  await new Promise((r) => setTimeout(r, 200));
-  mesh.net.cut(mesh.address(0), mesh.address(2));
-  await eventually(() => !mesh.node(0).peers.upLinks().has(mesh.id(2)), 3000, 'link cut');
-  await new Promise((r) => setTimeout(r, 1500));
-  mesh.net.unblock(mesh.address(0), mesh.address(2));
-  await formed(mesh);
-  await new Promise((r) => setTimeout(r, 1000));
-  const c = await w.stop();
-  t.comment(JSON.stringify(c));
-  t.equal(c.falseOffline, 0, 'no false offline');
-  t.equal(c.falsePresence, 0, 'no false presence');
-  t.equal(c.flaps, 0, 'no flaps');
-  t.ok(c.sends > 0, 'sends resumed');
+  await underChurn(t, async (mesh) => {
+    mesh.net.cut(mesh.address(0), mesh.address(2));
+    await eventually(() => !mesh.node(0).peers.upLinks().has(mesh.id(2)), 3000, 'link cut');
+    await sleep(1500);
+    mesh.net.unblock(mesh.address(0), mesh.address(2));
+  }, 1000);
 });
 
 t.test('a graceful leave and rejoin never makes online users look offline', async (t) => {
-  const { mesh, pairs, watchers } = await setup(t);
-  const w = workload(mesh, pairs, watchers);
-  await new Promise((r) => setTimeout(r, 200));
-  const n1 = mesh.node(1);
-  mesh.nodes.delete(n1.id);
-  await n1.stop();
-  await new Promise((r) => setTimeout(r, 300));
-  await mesh.start(1);
-  await formed(mesh);
-  await new Promise((r) => setTimeout(r, 800));
-  const c = await w.stop();
-  t.comment(JSON.stringify(c));
-  t.equal(c.falseOffline, 0, 'no false offline');
-  t.equal(c.falsePresence, 0, 'no false presence');
-  t.equal(c.flaps, 0, 'no flaps');
+  await underChurn(t, async (mesh) => {
+    const n1 = mesh.node(1);
+    mesh.nodes.delete(n1.id);
+    await n1.stop();
+    await sleep(300);
+    await mesh.start(1);
+  });
 });
 
 t.test('routable at welcome: a send from another node right after the subscription resolved is delivered', async (t) => {
