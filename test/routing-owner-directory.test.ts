@@ -95,20 +95,6 @@ t.test('removeNode and syncNode', async (t) => {
   t.notOk(d.get('u:q'));
 });
 
-t.test('retainTopics forgets topics homed elsewhere now', async (t) => {
-  const d = newDir();
-  d.setOwner('u:a', 'n1', 1);
-  d.setOwner('u:b', 'n1', 1);
-  d.setOwner('u:b', 'n2', 1);
-  const seq = d.seq;
-  t.same(d.retainTopics((topic) => topic !== 'u:b'), ['u:b']);
-  t.equal(d.seq, seq, 'no versions issued');
-  t.same([...d.topics()], ['u:a']);
-  t.same(Object.fromEntries(d.nodeTopics('n1')), { 'u:a': 1 });
-  t.same(d.digest('n2'), { topics: 0, hash: 0 });
-  t.ok(digestEquals(d.digest('n1'), ownerDigest([['u:a', 1]])));
-});
-
 t.test('digests agree between owner and home, and catch one difference', async (t) => {
   const d = newDir();
   const held = new Map<string, number>();

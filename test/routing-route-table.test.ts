@@ -124,60 +124,6 @@ t.test('pinning survives eviction pressure, with a reference count', async (t) =
   t.equal(rt.size, 4, 'unpinning a topic without an entry adds nothing');
 });
 
-t.test('retainHomes and dropHome', async (t) => {
-  const rt = new RouteTable({ maxEntries: 100 });
-  rt.applyFull('u:a', set({ x: 1 }, 1, 'h1', 'old'));
-  rt.applyFull('u:b', set({ x: 1 }, 1, 'h1', 'new'));
-  rt.applyFull('u:c', set({ x: 1 }, 1, 'h2'));
-  rt.applyFull('u:p', set({ x: 1 }, 1, 'h1', 'old'));
-  rt.pin('u:p');
-  const r1 = rt.dropHome('h1', 'new');
-  t.same(r1, { dropped: 2, edited: 0, pinned: ['u:p'] }, 'old incarnation of h1 gone');
-  t.same(rt.entries().map((r) => r.topic), ['u:b', 'u:c']);
-  t.ok(rt.isPinned('u:p'), 'pin kept');
-  t.equal(rt.size, 2);
-  const r2 = rt.retainHomes((topic, e) => topic !== 'u:c' && e.home === 'h1');
-  t.same(r2, { dropped: 1, edited: 0, pinned: [] });
-  t.same(rt.entries().map((r) => r.topic), ['u:b']);
-  t.same(rt.dropHome('h1'), { dropped: 1, edited: 0, pinned: [] }, 'every incarnation');
-  t.equal(rt.size, 0);
-});
-
-t.test('purgeNode: a dead node vanishes everywhere', async (t) => {
-  const rt = new RouteTable({ maxEntries: 100 });
-  rt.applyFull('u:homed', set({ y: 1 }, 3, 'dead'));
-  rt.applyFull('u:only', set({ dead: 2 }, 3));
-  rt.applyFull('r:mixed', set({ dead: 1, y: 4 }, 7));
-  rt.applyFull('r:other', set({ y: 1 }, 1));
-  rt.applyFull('u:watched', set({ dead: 1 }, 2));
-  rt.pin('u:watched');
-  rt.pin('u:homedp');
-  rt.applyFull('u:homedp', set({ y: 1 }, 1, 'dead'));
-  const before = rt.peek('r:other');
-  const original = rt.peek('r:mixed')!;
-  const r = rt.purgeNode('dead');
-  t.same(r, { dropped: 2, edited: 3, pinned: ['u:homedp', 'u:watched'] });
-  t.equal(rt.peek('u:homed'), undefined, 'entries it published are gone');
-  t.equal(rt.peek('u:homedp'), undefined);
-  t.same(ownersOf(rt.peek('u:only')), {}, 'an emptied entry stays: nobody owns it');
-  t.same(ownersOf(rt.peek('r:mixed')), { y: 4 });
-  t.equal(rt.peek('r:mixed')?.seq, 7, 'version kept');
-  t.same(ownersOf(original), { dead: 1, y: 4 }, 'the old entry object was not mutated');
-  t.equal(rt.peek('r:other'), before, 'untouched entries are the same objects');
-  t.same(ownersOf(rt.peek('u:watched')), {});
-  const all = rt.entries().flatMap((row) => [...row.entry.owners.keys(), row.entry.home]);
-  t.notOk(all.includes('dead'), 'the dead node is nowhere');
-
-  // The home's set at the same seq replaces a locally edited entry (heals a restart race)...
-  t.ok(rt.applyFull('r:mixed', set({ dead: 1, y: 4 }, 7)));
-  t.same(ownersOf(rt.peek('r:mixed')), { dead: 1, y: 4 });
-  // ...but once replaced by the home's own set, the same seq is ignored again.
-  t.notOk(rt.applyFull('r:mixed', set({ y: 9 }, 7)));
-  t.notOk(rt.applyFull('u:only', set({ dead: 2 }, 2)), 'an older seq never replaces an edit');
-  t.ok(rt.applyFull('u:watched', set({ dead: 1 }, 2)), 'pinned edits heal the same way');
-  t.same(rt.purgeNode('nobody'), { dropped: 0, edited: 0, pinned: [] });
-});
-
 t.test('entries: stable pages in topic order', async (t) => {
   const rt = new RouteTable({ maxEntries: 1000 });
   const topics = Array.from({ length: 57 }, (_, i) => `u:${String(i * 37 % 57).padStart(2, '0')}`);

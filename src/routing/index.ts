@@ -13,7 +13,6 @@ export {
   type RouteEntry,
   type RouteRow,
   type RouteTableOptions,
-  type PurgeResult,
   type EntryCheck,
 } from './route-table.js';
 export {

@@ -165,22 +165,6 @@ export class OwnerDirectory {
     return changes;
   }
 
-  /**
-   * Forgets every topic for which `keep(topic)` is false, without issuing versions: after a
-   * membership change, the topics this node is no longer home of (their new home rebuilds them
-   * from the owners). @returns the dropped topics.
-   */
-  retainTopics(keep: (topic: string) => boolean): string[] {
-    const dropped: string[] = [];
-    for (const [topic, entry] of this.#topics) {
-      if (keep(topic)) continue;
-      dropped.push(topic);
-      for (const [nodeId, count] of entry.owners) this.#track(nodeId, topic, count, 0);
-    }
-    for (const topic of dropped) this.#topics.delete(topic);
-    return dropped;
-  }
-
   /** The digest of what `nodeId` holds here; compare with the owner's {@link ownerDigest}. */
   digest(nodeId: string): OwnerDigest {
     const acc = this.#nodes.get(nodeId)?.acc;

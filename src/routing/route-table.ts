@@ -14,7 +14,7 @@ import { LRUCache } from 'lru-cache';
  */
 export interface RouteEntry {
   /** Owner key → connection count (≥ 1) of that owner for this topic. May be empty: "nobody".
-   *  Owner keys are opaque to this table; they are node ids (see {@link RouteTable.purgeNode}). */
+   *  Owner keys are opaque to this table; they are node ids. */
   readonly owners: ReadonlyMap<string, number>;
   /** Node id of the home that published this set. */
   readonly home: string;
@@ -37,17 +37,6 @@ export const DEFAULT_ROUTE_CACHE_SIZE = 1_000_000;
 
 /** Max `limit` of one {@link RouteTable.entries} page. */
 export const MAX_ROUTE_PAGE = 10_000;
-
-/** What a bulk removal changed. */
-export interface PurgeResult {
-  /** Entries removed from the table (pinned or not). */
-  readonly dropped: number;
-  /** Entries kept but re-written without the purged owner. */
-  readonly edited: number;
-  /** Pinned topics whose entry was dropped or edited: re-evaluate their presence, and look up
-   *  the dropped ones again (a pinned topic with no entry reads as a miss). Sorted. */
-  readonly pinned: readonly string[];
-}
 
 /** One row of a {@link RouteTable.entries} page. */
 export interface RouteRow {
@@ -80,7 +69,7 @@ interface Pin {
 export class RouteTable {
   readonly #lru: LRUCache<string, RouteEntry>;
   readonly #pins = new Map<string, Pin>();
-  /** Entries made here by {@link purgeNode} rather than published by a home. */
+  /** Entries rewritten here by {@link revalidate}'s check rather than published by a home. */
   readonly #edited = new WeakSet<RouteEntry>();
   /** Epoch each stored entry was last checked in (see {@link revalidate}). */
   readonly #stamp = new WeakMap<RouteEntry, number>();
@@ -149,8 +138,9 @@ export class RouteTable {
   /**
    * Membership changed: every entry is re-checked with `check` when it is next read, not now. O(1),
    * so a membership change costs nothing per cached route (a pass over a million entries blocked
-   * the event loop for about a second). A rewritten entry is marked as locally edited, like the
-   * entries {@link purgeNode} makes.
+   * the event loop for about a second). A rewritten entry is marked as locally edited: the home's
+   * next set replaces it even at the same `seq` (the home may have re-added an owner the check
+   * removed, e.g. a node that restarted before the change was read).
    */
   revalidate(check: EntryCheck): void {
     this.#epoch++;
@@ -238,60 +228,6 @@ export class RouteTable {
   }
 
   /**
-   * Drops every entry for which `keep(topic, entry)` is false, pinned ones included (their pins
-   * stay). After a membership change: keep an entry only while its `home` is still the topic's
-   * home. `keep` must not modify the table. O(size).
-   */
-  retainHomes(keep: (topic: string, entry: RouteEntry) => boolean): PurgeResult {
-    const drop: string[] = [];
-    for (const [topic, entry] of this.#lru.entries()) if (!keep(topic, entry)) drop.push(topic);
-    for (const topic of drop) this.#lru.delete(topic);
-    const pinned: string[] = [];
-    for (const [topic, pin] of this.#pins) {
-      if (pin.entry !== undefined && !keep(topic, pin.entry)) {
-        pin.entry = undefined;
-        this.#pinnedEntries--;
-        pinned.push(topic);
-      }
-    }
-    return { dropped: drop.length + pinned.length, edited: 0, pinned: pinned.sort() };
-  }
-
-  /**
-   * Drops the entries published by `home`; with `keepIncarnation`, only those of its other
-   * incarnations (a restarted node: everything of its old incarnation goes). O(size).
-   */
-  dropHome(home: string, keepIncarnation?: string): PurgeResult {
-    return this.retainHomes((_t, e) => e.home !== home || e.incarnation === keepIncarnation);
-  }
-
-  /**
-   * A dead node vanishes: drops every entry it published and removes it from every other
-   * entry's owners. An edited entry keeps its version, may become empty (then it reads as
-   * "nobody owns it"), moves to most-recently-used, and is marked as locally edited: the home's
-   * next set replaces it even at the same `seq`, so a lookup after the purge always heals a race
-   * in which the home re-added the node (a restart) before the purge ran. Keying owners by node
-   * id + incarnation instead of node id makes such races impossible. O(size).
-   */
-  purgeNode(nodeId: string): PurgeResult {
-    const dropped = this.dropHome(nodeId);
-    const pinned = new Set(dropped.pinned);
-    const edits: [string, RouteEntry][] = [];
-    for (const [topic, entry] of this.#lru.entries()) {
-      if (entry.owners.has(nodeId)) edits.push([topic, this.#without(entry, nodeId)]);
-    }
-    for (const [topic, entry] of edits) this.#lru.set(topic, entry);
-    for (const [topic, pin] of this.#pins) {
-      if (pin.entry?.owners.has(nodeId)) {
-        pin.entry = this.#without(pin.entry, nodeId);
-        edits.push([topic, pin.entry]);
-        pinned.add(topic);
-      }
-    }
-    return { dropped: dropped.dropped, edited: edits.length, pinned: [...pinned].sort() };
-  }
-
-  /**
    * One page of the table in topic order (code units), pinned entries included: the rows with
    * topic > `afterTopic` (all when omitted), at most `limit`. Pass the last row's topic to get the
    * next page; the order does not depend on recency, so paging is stable while the table changes
@@ -330,14 +266,6 @@ export class RouteTable {
     }
     if (pin.entry === undefined) this.#pinnedEntries++;
     pin.entry = entry;
-  }
-
-  #without(entry: RouteEntry, nodeId: string): RouteEntry {
-    const owners = new Map(entry.owners);
-    owners.delete(nodeId);
-    const edited: RouteEntry = { ...entry, owners };
-    this.#edited.add(edited);
-    return edited;
   }
 }
 
