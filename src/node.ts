@@ -152,13 +152,11 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     discovery,
     link: { ...defaultLinkOptions(), ...deps.link },
     log,
+    onBatchSent: (n) => nodeMetrics.observeBatch(n),
     ...(deps.retryMinMs !== undefined && { retryMinMs: deps.retryMinMs }),
     ...(deps.retryMaxMs !== undefined && { retryMaxMs: deps.retryMaxMs }),
   }, {
-    onUp: (link) => {
-      link.onBatchSent = (n) => nodeMetrics.observeBatch(n);
-      router.peerUp(link);
-    },
+    onUp: (link) => router.peerUp(link),
     onDown: (link) => {
       nodeStats.linkClosed(link);
       router.peerDown(link);

@@ -70,6 +70,8 @@ export interface LinkHooks {
   onEnvelope(link: PeerLink, env: Envelope__Output): void;
   /** The link is gone (only for links that came up). */
   onDown(link: PeerLink, err?: Error): void;
+  /** A batch of `size` envelopes was written (for the batch-size histogram). */
+  onBatchSent?(size: number): void;
 }
 
 /** Counters of one link, for the admin API. */
@@ -110,8 +112,6 @@ export class PeerLink {
   private readonly timer: NodeJS.Timeout;
   /** Proof of the mesh secret, as sent in the hello and expected in the peer's. */
   private readonly proof: string;
-  /** Batch sizes sent, for the metrics histogram (set by the owner). */
-  onBatchSent: ((size: number) => void) | undefined;
 
   constructor(
     readonly stream: LinkStream,
@@ -234,7 +234,7 @@ export class PeerLink {
   private writeBatch(items: Queued[]): void {
     this.stats.batchesOut++;
     this.stats.itemsOut += items.length;
-    this.onBatchSent?.(items.length);
+    this.hooks.onBatchSent?.(items.length);
     this.lastSent = Date.now();
     if (!this.stream.send({ items: items.map((q) => q.env) })) this.congested = true;
   }

@@ -21,6 +21,8 @@ export interface PeerManagerOptions {
    * only, to the router, so there is one link map in the node. Default: a new map.
    */
   readonly links?: Map<string, PeerLink>;
+  /** Called with the size of every batch a link writes (metrics). */
+  readonly onBatchSent?: (size: number) => void;
   /** First retry delay of a dial loop, in ms. Default 100. */
   readonly retryMinMs?: number;
   /** Largest retry delay, in ms. Default 5000. */
@@ -103,6 +105,7 @@ export class PeerManager implements DialHost {
       admit: (peer) => this.admit(peer),
       onEnvelope: (l, env) => this.onEnvelope(l, env),
       onDown: (l, err) => this.down(l, err),
+      ...(this.opts.onBatchSent && { onBatchSent: this.opts.onBatchSent }),
     });
     link.up.then((peer) => this.register(peer, link), (err: unknown) => this.logRefusal(err, stream.remote));
   }
@@ -261,6 +264,7 @@ export class PeerManager implements DialHost {
     const link = new PeerLink(this.opts.transport.dial(address), 'dialer', this.opts.self, this.opts.secret, this.opts.link, {
       onEnvelope: (l, env) => this.onEnvelope(l, env),
       onDown: (l, err) => this.down(l, err),
+      ...(this.opts.onBatchSent && { onBatchSent: this.opts.onBatchSent }),
     });
     return link;
   }
