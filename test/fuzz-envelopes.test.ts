@@ -9,7 +9,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import {
-  DELIVERABLE_FRAMES, MAX_COUNT, MAX_DELIVERED_FRAME_BYTES, MAX_OWNERS_PER_ROUTE, MAX_TOPICS_PER_ITEM, invalidEnvelope, isTopic,
+  DELIVERABLE_FRAMES, MAX_COUNT, MAX_DELIVERED_FRAME_BYTES, MAX_OWNERS_PER_ROUTE, MAX_TOPICS_PER_ITEM, invalidEnvelope, invalidFrameByParsing, isCanonicalFrame, isTopic,
   loadMeshProto,
 } from '../src/mesh/index.js';
 import type { Batch, Batch__Output, Envelope, Envelope__Output } from '../src/mesh/wire.js';
@@ -214,4 +214,34 @@ t.test('frames the gateway writes are accepted for the topics it delivers them t
   const room = encodeRoomMessage('01HZY0000000000000000000AB', 'lobby', 'alice', 'x'.repeat(MAX_BODY_BYTES), 1);
   t.equal(invalidEnvelope(roundTrip({ deliver: { id: 1, topic: 'r:lobby', data: room } })), undefined, 'a room message with the largest body');
   t.match(invalidEnvelope(roundTrip({ deliver: { id: 1, topic: 'r:hall', data: room } })), /does not belong/);
+});
+
+t.test('the scanning fast path of delivered frames is sound: it never accepts what the full check refuses', async (t) => {
+  const idArb = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:@-]{1,64}$/), fc.constantFrom('', 'a b', 'x'.repeat(65), 'a"b', 'é'));
+  const bodyArb = fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'grapheme', maxLength: 100 }),
+    fc.constantFrom('a'.repeat(MAX_BODY_BYTES), 'a'.repeat(MAX_BODY_BYTES + 1), '€'.repeat(5461), '€'.repeat(5462), '\ud800', 'x\udc00', 'a\nb', 'q"q', 'b\\s'));
+  const frameArb = fc.record({ room: fc.boolean(), msg: idArb, a: idArb, b: idArb, body: bodyArb, ts: fc.oneof(fc.nat(), fc.constantFrom(0, 2 ** 53, -1)), target: fc.constantFrom('a', 'b', 'x') })
+    .map((f) => {
+      const data = f.room ? encodeRoomMessage(f.msg, f.a, f.b, f.body, f.ts) : encodeMessage(f.msg, f.a, f.b, f.body, f.ts);
+      const name = f.target === 'a' ? f.a : f.target === 'b' ? f.b : 'someone';
+      return { topic: `${f.room ? 'r' : 'u'}:${name}`, data };
+    });
+  // Hostile edits of canonical frames: cut, appended, a character replaced.
+  const edited = fc.tuple(frameArb, fc.nat(), fc.constantFrom('cut', 'append', 'replace'), fc.string({ minLength: 1, maxLength: 3 }))
+    .map(([f, at, op, x]) => {
+      const i = at % (f.data.length + 1);
+      const data = op === 'cut' ? f.data.slice(0, i) : op === 'append' ? f.data + x : f.data.slice(0, i) + x + f.data.slice(i + 1);
+      return { topic: f.topic, data };
+    });
+  let fast = 0;
+  fc.assert(fc.property(fc.oneof(frameArb, edited), ({ topic, data }) => {
+    if (!isCanonicalFrame(topic, data)) return;
+    fast++;
+    const why = invalidFrameByParsing(topic, data);
+    if (why !== undefined) throw new Error(`fast path accepted what the full check refuses (${why}): ${data.slice(0, 200)}`);
+  }), { numRuns: 30_000, ...seedOpt });
+  t.ok(fast > 200, `${fast} of 30,000 frames took the fast path (and the full check agreed)`);
+  const plain = encodeMessage('01HZY0000000000000000000AB', 'alice', 'bob', 'hello', 1732270000000);
+  t.ok(isCanonicalFrame('u:bob', plain) && isCanonicalFrame('u:alice', plain), 'a plain message takes the fast path');
+  t.notOk(isCanonicalFrame('u:carol', plain), 'not for a topic it does not belong to');
 });

@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache';
 import { LocalHub } from '../core/index.js';
 import type { PresenceListener, PublishOptions, Router, Subscriber, Topic } from '../core/index.js';
 import type { Logger } from '../log.js';
@@ -12,6 +11,7 @@ import { Lookups } from './lookups.js';
 import type { RouteAnswer } from './lookups.js';
 import { PendingRequests } from './pending.js';
 import { Presence } from './presence.js';
+import { RecentMap } from './recent.js';
 import { Resync } from './resync.js';
 import { invalidEnvelope } from './validate.js';
 import { MeshStats } from './stats.js';
@@ -39,7 +39,8 @@ export interface MeshRouterOptions {
   /** While draining, a user whose last connection here closed stays registered this long, so
    *  watchers see no offline flap when the client reconnects to another node, in ms. Default 2000. */
   readonly drainLingerMs?: number;
-  /** Message ids remembered per node so that no delivery writes one message twice. Default 32768. */
+  /** (topic, message id) pairs remembered per node so that no delivery writes one message twice:
+   *  the last half of this number at least, all of it at most. Default 65536. */
   readonly dedupeWindow?: number;
   /** Period of the anti-entropy digest exchange, in ms. Default 10000. */
   readonly antiEntropyMs?: number;
@@ -89,8 +90,8 @@ export class MeshRouter implements Router {
   private readonly deliveries: Deliveries;
   private readonly resync: Resync;
   private readonly ownerAcks: PendingRequests<void>;
-  /** topic + message id → connections written, for deliveries from peers. */
-  private readonly written: LRUCache<string, number>;
+  /** Message id → the topics it was written to here and to how many connections (deliveries from peers). */
+  private readonly written: RecentMap<{ topic: string; count: number; topic2: string | undefined; count2: number }>;
   private readonly antiEntropy: NodeJS.Timeout;
   /** Topics whose changed sets wait for the end of the snapshot barrier. */
   private readonly heldBack = new Set<Topic>();
@@ -105,7 +106,7 @@ export class MeshRouter implements Router {
   constructor(opts: MeshRouterOptions) {
     this.opts = {
       deliveryTimeoutMs: 5000, lookupTimeoutMs: 3000, confirmTimeoutMs: 5000, ownerAckTimeoutMs: 3000, drainLingerMs: 2000,
-      dedupeWindow: 32_768, antiEntropyMs: 10_000, snapshotChunk: 500, barrierTimeoutMs: 3000, ...opts,
+      dedupeWindow: 65_536, antiEntropyMs: 10_000, snapshotChunk: 500, barrierTimeoutMs: 3000, ...opts,
     };
     this.links = opts.links;
     this.table = new RouteTable({ maxEntries: opts.routeCacheSize });
@@ -113,7 +114,7 @@ export class MeshRouter implements Router {
     this.members = new Rendezvous([opts.self.id]);
     const monotonic = (): number => this.opts.clock.monotonic();
     this.ownerAcks = new PendingRequests(this.opts.ownerAckTimeoutMs, monotonic);
-    this.written = new LRUCache({ max: this.opts.dedupeWindow });
+    this.written = new RecentMap(this.opts.dedupeWindow);
     const selfId = opts.self.id;
     const link = (id: string): PeerLink | undefined => this.links.get(id);
     const homeOf = (topic: Topic): string => this.homeOf(topic);
@@ -515,14 +516,22 @@ export class MeshRouter implements Router {
         if (owns) {
           // Exactly once on the wire: a message id already written to this topic here (a retried
           // or re-routed delivery) is not written again; the earlier count is answered.
-          const key = d.msg ? `${d.topic} ${d.msg}` : undefined;
-          const seen = key === undefined ? undefined : this.written.get(key);
+          // Keyed by the message id alone (a flat string from the decoder: no key to build); a message
+          // goes to at most two topics (recipient, sender's devices), each remembered in the record.
+          const rec = d.msg ? this.written.get(d.msg) : undefined;
+          const seen = rec === undefined ? undefined : rec.topic === d.topic ? rec.count : rec.topic2 === d.topic ? rec.count2 : undefined;
           if (seen !== undefined) {
             this.stats.duplicatesDropped++;
             count = seen;
           } else {
             count = this.hub.deliver(d.topic, d.data, d.exceptSession || undefined);
-            if (key !== undefined && count > 0) this.written.set(key, count);
+            if (d.msg && count > 0) {
+              if (rec === undefined) this.written.set(d.msg, { topic: d.topic, count, topic2: undefined, count2: 0 });
+              else {
+                rec.topic2 = d.topic;
+                rec.count2 = count;
+              }
+            }
             if (count > 0 && d.acceptedAtMs) this.opts.onDeliveryLatency?.(this.opts.clock.now() - d.acceptedAtMs);
           }
         }
