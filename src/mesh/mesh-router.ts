@@ -10,8 +10,9 @@ import type { NodeIdentity, PeerLink } from './link.js';
 import { Lookups } from './lookups.js';
 import type { RouteAnswer } from './lookups.js';
 import { PendingRequests } from './pending.js';
+import { DrainLinger } from './drain-linger.js';
 import { Presence } from './presence.js';
-import { RecentMap } from './recent.js';
+import { WrittenMessages } from './recent.js';
 import { Resync } from './resync.js';
 import { invalidEnvelope } from './validate.js';
 import { MeshStats } from './stats.js';
@@ -90,15 +91,13 @@ export class MeshRouter implements Router {
   private readonly deliveries: Deliveries;
   private readonly resync: Resync;
   private readonly ownerAcks: PendingRequests<void>;
-  /** Message id → the topics it was written to here and to how many connections (deliveries from peers). */
-  private readonly written: RecentMap<{ topic: string; count: number; topic2: string | undefined; count2: number }>;
+  /** Message ids written here from peers' deliveries (exactly once on the wire). */
+  private readonly written: WrittenMessages;
   private readonly antiEntropy: NodeJS.Timeout;
   /** Topics whose changed sets wait for the end of the snapshot barrier. */
   private readonly heldBack = new Set<Topic>();
   private barrierTimer: NodeJS.Timeout | undefined;
-  private draining = false;
-  private readonly lingering = new Map<Topic, NodeJS.Timeout>();
-  private lingerWaiters: Array<() => void> = [];
+  private readonly linger: DrainLinger;
   private closed = false;
   private ackWarnAfter = 0;
   private readonly opts: Resolved;
@@ -114,7 +113,10 @@ export class MeshRouter implements Router {
     this.members = new Rendezvous([opts.self.id]);
     const monotonic = (): number => this.opts.clock.monotonic();
     this.ownerAcks = new PendingRequests(this.opts.ownerAckTimeoutMs, monotonic);
-    this.written = new RecentMap(this.opts.dedupeWindow);
+    this.written = new WrittenMessages(this.opts.dedupeWindow);
+    this.linger = new DrainLinger(this.opts.drainLingerMs, (topic) => {
+      if (this.hub.count(topic) === 0 && !this.closed) void this.ownerChanged(topic, false);
+    });
     const selfId = opts.self.id;
     const link = (id: string): PeerLink | undefined => this.links.get(id);
     const homeOf = (topic: Topic): string => this.homeOf(topic);
@@ -180,12 +182,7 @@ export class MeshRouter implements Router {
   subscribe(topic: Topic, sub: Subscriber): Promise<void> {
     const before = this.hub.count(topic);
     this.hub.add(topic, sub);
-    const t = this.lingering.get(topic);
-    if (t !== undefined) {
-      clearTimeout(t);
-      this.lingering.delete(topic);
-      this.lingerSettled();
-    }
+    this.linger.cancel(topic);
     if (this.hub.count(topic) === before) return Promise.resolve();
     return this.ownerChanged(topic, true);
   }
@@ -194,7 +191,7 @@ export class MeshRouter implements Router {
     const before = this.hub.count(topic);
     this.hub.remove(topic, sub);
     if (this.hub.count(topic) === before) return;
-    if (this.draining && before > 0 && this.hub.count(topic) === 0 && topic.startsWith('u:')) return this.linger(topic);
+    if (before > 0 && this.hub.count(topic) === 0 && this.linger.hold(topic)) return;
     void this.ownerChanged(topic, false);
   }
 
@@ -248,30 +245,12 @@ export class MeshRouter implements Router {
 
   /** Drain: from now on a user's last connection here lingers (see `drainLingerMs`). */
   startDrain(): void {
-    this.draining = true;
+    this.linger.start();
   }
 
   /** Resolves once no user lingers here any more (at most `drainLingerMs` after the drain). */
   lingerDone(): Promise<void> {
-    if (this.lingering.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.lingerWaiters.push(resolve));
-  }
-
-  private linger(topic: Topic): void {
-    const t = setTimeout(() => {
-      this.lingering.delete(topic);
-      if (this.hub.count(topic) === 0 && !this.closed) void this.ownerChanged(topic, false);
-      this.lingerSettled();
-    }, this.opts.drainLingerMs);
-    t.unref();
-    this.lingering.set(topic, t);
-  }
-
-  private lingerSettled(): void {
-    if (this.lingering.size > 0) return;
-    const w = this.lingerWaiters;
-    this.lingerWaiters = [];
-    for (const f of w) f();
+    return this.linger.done();
   }
 
   // ---------------------------------------------------------------- publish
@@ -516,22 +495,13 @@ export class MeshRouter implements Router {
         if (owns) {
           // Exactly once on the wire: a message id already written to this topic here (a retried
           // or re-routed delivery) is not written again; the earlier count is answered.
-          // Keyed by the message id alone (a flat string from the decoder: no key to build); a message
-          // goes to at most two topics (recipient, sender's devices), each remembered in the record.
-          const rec = d.msg ? this.written.get(d.msg) : undefined;
-          const seen = rec === undefined ? undefined : rec.topic === d.topic ? rec.count : rec.topic2 === d.topic ? rec.count2 : undefined;
+          const seen = d.msg ? this.written.seen(d.topic, d.msg) : undefined;
           if (seen !== undefined) {
             this.stats.duplicatesDropped++;
             count = seen;
           } else {
             count = this.hub.deliver(d.topic, d.data, d.exceptSession || undefined);
-            if (d.msg && count > 0) {
-              if (rec === undefined) this.written.set(d.msg, { topic: d.topic, count, topic2: undefined, count2: 0 });
-              else {
-                rec.topic2 = d.topic;
-                rec.count2 = count;
-              }
-            }
+            if (d.msg && count > 0) this.written.record(d.topic, d.msg, count);
             if (count > 0 && d.acceptedAtMs) this.opts.onDeliveryLatency?.(this.opts.clock.now() - d.acceptedAtMs);
           }
         }
@@ -584,9 +554,7 @@ export class MeshRouter implements Router {
     this.closed = true;
     clearInterval(this.antiEntropy);
     clearTimeout(this.barrierTimer);
-    for (const t of this.lingering.values()) clearTimeout(t);
-    this.lingering.clear();
-    this.lingerSettled();
+    this.linger.close();
     this.presence.close();
     this.deliveries.close();
     this.lookups.close();

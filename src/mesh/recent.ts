@@ -33,3 +33,41 @@ export class RecentMap<V> {
     return this.current.size + this.previous.size;
   }
 }
+
+interface Written {
+  topic: string;
+  count: number;
+  topic2: string | undefined;
+  count2: number;
+}
+
+/**
+ * Exactly once on the wire: which message ids this node recently wrote to which topic, and to how
+ * many connections. Keyed by the message id alone (a flat string from the decoder: no key to
+ * build); a message goes to at most two topics (its recipient, its sender's other devices).
+ */
+export class WrittenMessages {
+  private readonly recent: RecentMap<Written>;
+
+  /** @param capacity - message ids remembered (see {@link RecentMap}). */
+  constructor(capacity: number) {
+    this.recent = new RecentMap(capacity);
+  }
+
+  /** How many connections `msg` was written to for `topic` here, if it was. */
+  seen(topic: string, msg: string): number | undefined {
+    const rec = this.recent.get(msg);
+    if (rec === undefined) return undefined;
+    return rec.topic === topic ? rec.count : rec.topic2 === topic ? rec.count2 : undefined;
+  }
+
+  /** `msg` was written to `count` (≥ 1) connections of `topic`. */
+  record(topic: string, msg: string, count: number): void {
+    const rec = this.recent.get(msg);
+    if (rec === undefined) this.recent.set(msg, { topic, count, topic2: undefined, count2: 0 });
+    else {
+      rec.topic2 = topic;
+      rec.count2 = count;
+    }
+  }
+}
