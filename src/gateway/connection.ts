@@ -11,6 +11,7 @@ import type { ClientFrame, HelloFrame, PresenceStatus, RefreshFrame, ServerFrame
 import { TokenBucket } from '../util/index.js';
 import type { Clock, UlidGenerator } from '../util/index.js';
 import { BadFrameWindow } from './bad-frame-window.js';
+import { TokenExpiry } from './token-expiry.js';
 import type { GatewayOptions } from './options.js';
 import type { GatewayStats } from './stats.js';
 
@@ -19,8 +20,6 @@ export const MAX_ROOMS_PER_CONNECTION = 1000;
 /** Time a client gets to answer a 1008 close before its socket is destroyed, in ms. Shorter than
  *  the usual grace: the socket stops being read at once, so a flooder costs nothing meanwhile. */
 export const POLICY_CLOSE_GRACE_MS = 1000;
-/** Longest delay one `setTimeout` takes (about 24.8 days); a later expiry re-arms on the way. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** What every connection of a gateway shares. */
 export interface GatewayContext {
@@ -65,9 +64,8 @@ export class ClientConnection implements Subscriber {
   /** Monotonic time before which no further `rate_limited` notice is sent. */
   private rateNoticeAfter = -Infinity;
   private helloTimer: NodeJS.Timeout | undefined;
-  /** Expiry of the connection's token in ms since the epoch; undefined without a token (dev auth). */
-  private expiresAtMs: number | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  /** When the connection's token expires (never without a token, in dev auth). */
+  private readonly expiry: TokenExpiry;
   /** Resolves when the underlying socket has closed. */
   readonly socketClosed: Promise<void>;
   private readonly onPresence = (topic: Topic, online: boolean): void => {
@@ -83,6 +81,7 @@ export class ClientConnection implements Subscriber {
     this.session = session;
     this.bucket = new TokenBucket({ ratePerSec: ctx.opts.rateLimitPerSec, burst: ctx.opts.rateLimitBurst, clock: ctx.clock });
     this.badFrames = new BadFrameWindow({ max: Math.max(1, Math.floor(ctx.opts.maxBadFrames)), windowMs: ctx.opts.badFrameWindowMs, clock: ctx.clock });
+    this.expiry = new TokenExpiry(ctx.clock, () => this.expired());
     this.helloTimer = setTimeout(() => this.reject('no hello within the deadline'), ctx.opts.helloTimeoutMs);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => { this.alive = true; });
@@ -263,7 +262,7 @@ export class ClientConnection implements Subscriber {
     if (this.state !== 'auth') return; // closed meanwhile
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
-    this.armExpiry(exp);
+    this.expiry.arm(exp);
     this.user = user;
     this.registered = true;
     this.ctx.stats.authenticated++;
@@ -286,24 +285,9 @@ export class ClientConnection implements Subscriber {
     this.close(CloseCode.Unauthorized, 'unauthorized');
   }
 
-  /** Sets the token's expiry (JWT `exp`, seconds) and arms the one expiry timer; undefined: never. */
-  private armExpiry(exp: number | undefined): void {
-    clearTimeout(this.expiryTimer);
-    this.expiryTimer = undefined;
-    this.expiresAtMs = exp === undefined ? undefined : exp * 1000;
-    if (this.expiresAtMs !== undefined) this.checkExpiry();
-  }
-
-  /** Expires the connection if its token has expired by the clock, else waits (again) until then. */
-  private checkExpiry(): void {
-    if (this.state === 'closed' || this.expiresAtMs === undefined) return;
-    const left = this.expiresAtMs - this.ctx.clock.now();
-    if (left > 0) {
-      // Re-checked when it fires: timers and the wall clock drift apart, and a timer is capped.
-      this.expiryTimer = setTimeout(() => this.checkExpiry(), Math.min(Math.ceil(left), MAX_TIMER_MS));
-      this.expiryTimer.unref();
-      return;
-    }
+  /** The token expired without a refresh: `token_expired`, then close 4401. */
+  private expired(): void {
+    if (this.state === 'closed') return;
     this.ctx.stats.tokensExpired++;
     this.sendError(ErrorCode.TokenExpired, 'the token expired without a refresh; sign in again with a new token', undefined);
     this.close(CloseCode.Unauthorized, 'token expired');
@@ -311,7 +295,7 @@ export class ClientConnection implements Subscriber {
 
   /** `refresh`: a new token for the same user replaces the old one's expiry. */
   private refresh(frame: RefreshFrame): void {
-    if (this.expiresAtMs === undefined) {
+    if (!this.expiry.hasToken) {
       throw new ChatError(ErrorCode.BadRequest, 'this connection signed in without a token (dev auth): it never expires and has no token to refresh');
     }
     this.ctx.auth.verifyToken(frame.token).then(
@@ -319,7 +303,7 @@ export class ClientConnection implements Subscriber {
         if (this.state !== 'ready') return;
         if (user !== this.user) return this.reject('the refresh token is for another user', frame.id);
         this.ctx.stats.tokensRefreshed++;
-        this.armExpiry(exp);
+        this.expiry.arm(exp);
         this.ack(frame.id);
       },
       (err: unknown) => {
@@ -466,7 +450,7 @@ export class ClientConnection implements Subscriber {
     this.registered = false;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
-    clearTimeout(this.expiryTimer);
+    this.expiry.stop();
     this.pending = [];
     if (wasReady) {
       this.ctx.stats.authenticated--;

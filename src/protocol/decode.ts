@@ -74,7 +74,9 @@ export function decodeClientFrameBytes(data: Uint8Array): ClientFrame {
   // JSON whitespace: space, tab, line feed, carriage return.
   while (i < data.length && (data[i] === 0x20 || data[i] === 0x09 || data[i] === 0x0a || data[i] === 0x0d)) i++;
   if (data[i] !== 0x7b /* { */) throw new FrameError(ErrorCode.BadRequest, 'frame must be a JSON object', undefined);
-  return decodeClientFrame(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+  // ws hands over Buffers: decode them in place (a view per frame was a measurable allocation).
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return decodeClientFrame(buf.toString('utf8'));
 }
 
 /**
