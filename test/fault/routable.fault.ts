@@ -6,8 +6,8 @@
  */
 import t from 'tap';
 import { envNumber, sleep, startFaultMesh } from '../helpers/fault-mesh.js';
-import { assertClean, report, workloadSizes } from '../helpers/fault-scenarios.js';
-import { FaultConn, Workload } from '../helpers/fault-workload.js';
+import { assertClean, report, startWorkload } from '../helpers/fault-scenarios.js';
+import { FaultConn } from '../helpers/fault-workload.js';
 import type { Frame } from '../helpers/fault-workload.js';
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | undefined> =>
@@ -16,12 +16,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | undefined> =>
 t.test('(d) routable at welcome: a send and a presence from another node right after the welcome', async (t) => {
   const t0 = Date.now();
   const mesh = await startFaultMesh(t);
-  const w = new Workload({ urlA: mesh.node(0).url, urlB: mesh.node(2).url, ...workloadSizes() });
-  t.teardown(() => w.close());
-  await w.connect();
-  await w.watch();
-  w.phase = 'steady';
-  w.run();
+  const w = await startWorkload(t, mesh);
   const sender = new FaultConn(mesh.node(0).url, 'probe-sender');
   const asker = new FaultConn(mesh.node(0).url, 'probe-asker');
   t.teardown(() => { sender.terminate(); asker.terminate(); });

@@ -55,6 +55,20 @@ export function assertClean(t: Test, c: Counts): void {
 }
 
 /** The fault done to node-1 in a churn scenario. */
+/**
+ * The standard workload on a formed mesh (users on node-0 and node-2, watchers of each other's),
+ * connected, watching and running (phase `steady`); closed at the end of the test.
+ */
+export async function startWorkload(t: Test, mesh: FaultMesh): Promise<Workload> {
+  const w = new Workload({ urlA: mesh.node(0).url, urlB: mesh.node(2).url, ...workloadSizes() });
+  t.teardown(() => w.close());
+  await w.connect();
+  await w.watch();
+  w.phase = 'steady';
+  w.run();
+  return w;
+}
+
 export type Fault = 'sigkill' | 'sigterm' | 'sigstop';
 
 /** Options of `runChurn`. */
@@ -86,12 +100,7 @@ export async function runChurn(t: Test, o: ChurnOptions): Promise<{ counts: Coun
   const t0 = Date.now();
   const mesh = await startFaultMesh(t, o);
   const formed = await o.onFormed?.(mesh);
-  const w = new Workload({ urlA: mesh.node(0).url, urlB: mesh.node(2).url, ...workloadSizes() });
-  t.teardown(() => w.close());
-  await w.connect();
-  await w.watch();
-  w.phase = 'steady';
-  w.run();
+  const w = await startWorkload(t, mesh);
   await sleep(2000);
 
   const downMs = envNumber('CHATMESH_FAULT_DOWN_MS', 5000);
