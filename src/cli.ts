@@ -61,6 +61,11 @@ export function buildProgram(): Command {
     .addOption(flag('--mesh-tls-ca <file>', 'mesh mutual TLS: the CA that signs every peer\'s certificate (PEM)'))
     .addOption(flag('--consul-token <token>', 'consul discovery: ACL token sent with every Consul call (default: CONSUL_HTTP_TOKEN)'))
     .addOption(flag('--route-cache-size <n>', 'max entries of the LRU routing table (default: 1000000)', int))
+    .addOption(flag('--replicas <n>', 'copies of every stored stream, on distinct nodes (default: 2)', int))
+    .addOption(flag('--history-size <n>', 'messages kept per user and per room stream; 0 turns storage off (default: 1000)', int))
+    .addOption(flag('--history-ttl <span>', 'age after which a kept message is dropped, e.g. 12h, 7d, 2w (default: 7d)'))
+    .addOption(flag('--data-dir <dir>', 'keep this node\'s streams on disk in DIR (default: in memory)'))
+    .addOption(flag('--max-stored-messages <n>', 'cap on the messages this node keeps over all streams, oldest dropped first (default: 1000000; 20000000 with --data-dir)', int))
     .addOption(flag('--log-level <level>', 'log level (default: info)').choices([...LOG_LEVELS]))
     .addOption(flag('--rate-limit <perSec>', 'frames per second one connection may send (default: 100)', positive))
     .addOption(flag('--rate-burst <n>', 'burst of frames one connection may send at once (default: 200)', positive))
@@ -84,6 +89,11 @@ export function buildProgram(): Command {
         meshSecret: o['meshSecret'] as string | undefined,
         adminToken: o['adminToken'] as string | undefined,
         routeCacheSize: o['routeCacheSize'] as number | undefined,
+        replicas: o['replicas'] as number | undefined,
+        historySize: o['historySize'] as number | undefined,
+        historyTtlMs: o['historyTtl'] as string | undefined,
+        dataDir: o['dataDir'] as string | undefined,
+        maxStoredMessages: o['maxStoredMessages'] as number | undefined,
         insecureMesh: o['insecureMesh'] === true ? true : undefined,
         meshTlsCert: o['meshTlsCert'] as string | undefined,
         meshTlsKey: o['meshTlsKey'] as string | undefined,
@@ -124,7 +134,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--token <token>', 'admin bearer token'))
     .option('--json', 'print JSON for scripts')
     .option('--timeout-ms <ms>', 'deadline of each call (default: 5000)', int);
-  type CtlFlags = { admin?: string; token?: string; json?: boolean; timeoutMs?: number; after?: string; limit?: number };
+  type CtlFlags = { admin?: string; token?: string; json?: boolean; timeoutMs?: number; after?: string; limit?: number; room?: string };
   const ctlRun = (cmd: string) => async (...a: unknown[]): Promise<void> => {
     const command = a[a.length - 1] as Command;
     const own = command.opts<CtlFlags>();
@@ -135,7 +145,10 @@ export function buildProgram(): Command {
       token: own.token ?? parent.token,
       json: own.json ?? parent.json ?? false,
       timeoutMs: own.timeoutMs ?? parent.timeoutMs ?? 5000,
-    }, { ...(own.after !== undefined && { after: own.after }), ...(own.limit !== undefined && { limit: own.limit }) });
+    }, {
+      ...(own.after !== undefined && { after: own.after }), ...(own.limit !== undefined && { limit: own.limit }),
+      ...(own.room !== undefined && { room: own.room }),
+    });
     process.stdout.write(`${text}\n`);
   };
   shared(ctl.command('route').description('where a user\'s connections are').argument('<user>')).action(ctlRun('route'));
@@ -147,6 +160,10 @@ export function buildProgram(): Command {
   shared(ctl.command('peers').description('peers and link state')).action(ctlRun('peers'));
   shared(ctl.command('stats').description('the node\'s counters')).action(ctlRun('stats'));
   shared(ctl.command('drain').description('move this node\'s clients away (close 1012) and deregister; the node keeps serving peers')).action(ctlRun('drain'));
+  shared(ctl.command('stream').description('where a user\'s (or with --room, a room\'s) message stream is kept: its replicas and what each holds')
+    .argument('[user]', 'the user whose stream to show'))
+    .option('--room <room>', 'show this room\'s stream instead of a user\'s')
+    .action(ctlRun('stream'));
 
   program.command('token')
     .description('print a signed client token (HS256 JWT) for a user')
@@ -208,6 +225,11 @@ async function main(): Promise<void> {
       process.exit(err.code === 'USAGE' ? 2 : 1);
     }
     const e = err as NodeJS.ErrnoException;
+    if ((err as { code?: unknown }).code === 'STORE_OPEN_FAILED') {
+      // Never a silent fall-back to memory: the node does not start.
+      process.stderr.write(`chatmesh: ${e.message}\n`);
+      process.exit(1);
+    }
     if (e.code === 'EADDRINUSE') {
       process.stderr.write(`chatmesh: ${e.message} (is another node running on that port?)\n`);
       process.exit(1);

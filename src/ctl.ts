@@ -7,6 +7,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from './generated/admin.js';
 import type { AdminClient } from './generated/chatmesh/admin/v1/Admin.js';
 import type { Route__Output } from './generated/chatmesh/admin/v1/Route.js';
+import type { GetStreamRequest } from './generated/chatmesh/admin/v1/GetStreamRequest.js';
+import type { StreamInfo__Output } from './generated/chatmesh/admin/v1/StreamInfo.js';
 import { PROTO_LOADER_OPTIONS, protoPath } from './mesh/index.js';
 
 /** Options shared by every `ctl` subcommand. */
@@ -84,8 +86,23 @@ function routeText(r: Route__Output): string {
   ].join('\n');
 }
 
+const STREAM_USAGE = 'usage: chatmesh ctl stream <user> | chatmesh ctl stream --room <room>';
+
+function streamText(s: StreamInfo__Output): string {
+  const head = `${s.stream}  replicas: ${s.replicas}`;
+  if (s.nodes.length === 0) return `${head}\n(no live replica)`;
+  const dash = (v: string): string => v || '-';
+  // The last, unnamed column says why a replica did not answer; it is empty for the others.
+  return `${head}\n${table(['rank', 'node', 'messages', 'oldest', 'newest', 'pending', 'handoff', ''], s.nodes.map((n) => {
+    const handoff = n.handoff ? 'in progress' : 'no';
+    return n.reachable
+      ? [n.rank, n.node, n.messages, dash(n.oldest), dash(n.newest), n.pending, handoff, '']
+      : [n.rank, n.node, '?', '?', '?', '?', handoff, `unreachable: ${n.error || 'no answer'}`];
+  }))}`;
+}
+
 /** Runs one subcommand; resolves with the text to print. */
-export async function runCtl(cmd: string, args: readonly string[], opts: CtlOptions, extra: { after?: string; limit?: number } = {}): Promise<string> {
+export async function runCtl(cmd: string, args: readonly string[], opts: CtlOptions, extra: { after?: string; limit?: number; room?: string } = {}): Promise<string> {
   const out = (value: unknown, text: () => string): string => (opts.json ? JSON.stringify(value, null, 2) : text());
   switch (cmd) {
     case 'route':
@@ -124,7 +141,13 @@ export async function runCtl(cmd: string, args: readonly string[], opts: CtlOpti
       const r = await unary(opts, (c) => c.Drain as Unary<object, { connectionsClosed: number; deregistered: boolean }>, {});
       return out(r, () => `drained: ${r.connectionsClosed} client(s) asked to reconnect elsewhere; ${r.deregistered ? 'deregistered from discovery' : 'deregistration FAILED (see the node log)'}`);
     }
+    case 'stream': {
+      const user = args[0];
+      if ((user === undefined) === (extra.room === undefined)) throw new CtlError(STREAM_USAGE, 'USAGE');
+      const r = await unary(opts, (c) => c.GetStream as Unary<GetStreamRequest, StreamInfo__Output>, user !== undefined ? { user } : { room: extra.room! });
+      return out(r, () => streamText(r));
+    }
     default:
-      throw new CtlError(`unknown ctl command "${cmd}"; one of: route, room, routes, peers, stats, drain`, 'USAGE');
+      throw new CtlError(`unknown ctl command "${cmd}"; one of: route, room, routes, peers, stats, drain, stream`, 'USAGE');
   }
 }

@@ -23,6 +23,8 @@ export interface LifecycleParts {
   connections(): number;
   /** The HTTP and admin listeners. */
   readonly listeners: ReadonlyArray<{ close(): Promise<void> }>;
+  /** Closed after everything else (the stream store, so nothing writes to it any more). */
+  readonly closeLast?: ReadonlyArray<() => Promise<void>>;
 }
 
 /** What a drain did. */
@@ -94,6 +96,9 @@ export class NodeLifecycle {
     peers.stop(graceful ? 'shutdown' : 'killed');
     await gateway.close(CloseCode.ServiceRestart, 'service restart');
     await Promise.all([discovery.stop().catch(() => undefined), transport.close(), ...listeners.map((l) => l.close())]);
+    for (const close of this.p.closeLast ?? []) {
+      await close().catch((err: unknown) => log.error({ err }, 'closing failed'));
+    }
     log.info('stopped');
   }
 }

@@ -6,6 +6,7 @@ import type { NodeStatsView } from './admin/index.js';
 import type { GatewayStats } from './gateway/index.js';
 import { GrpcTransport } from './mesh/index.js';
 import type { MeshRouter, MeshTransport, PeerLink } from './mesh/index.js';
+import { StreamStats } from './streams/stats.js';
 import type { Clock } from './util/index.js';
 
 /** Where the numbers come from. */
@@ -19,6 +20,11 @@ export interface StatsSources {
   /** The node's up links. */
   readonly links: ReadonlyMap<string, PeerLink>;
   draining(): boolean;
+  /** The stream layer's counters and its store's totals; absent: every stream statistic is 0. */
+  readonly streams?: {
+    readonly stats: StreamStats;
+    totals(): { streams: number; messages: number; pending: number; trimmed: number };
+  };
 }
 
 /** The view, and a hook that keeps the batch counts of links that closed. */
@@ -29,11 +35,13 @@ export interface NodeStats {
 }
 
 const NO_TRANSPORT_COUNTERS = { connectionsRefused: 0, handshakeTimeouts: 0, callsUnauthenticated: 0, callsRefused: 0 } as const;
+const NO_STORE_TOTALS = { streams: 0, messages: 0, pending: 0, trimmed: 0 } as const;
 
 /** Creates the statistics view of a node. `view` may be called at any time. */
 export function createNodeStats(src: StatsSources): NodeStats {
   const startedAt = src.clock.monotonic();
   const closedLinks = { batchesIn: 0, batchesOut: 0 };
+  const noStreams = new StreamStats(); // all zero: a node without the stream layer
   return {
     linkClosed(link) {
       closedLinks.batchesIn += link.stats.batchesIn;
@@ -51,6 +59,8 @@ export function createNodeStats(src: StatsSources): NodeStats {
       const g = src.gateway;
       const t = router.table;
       const mc = src.transport instanceof GrpcTransport ? src.transport.counters : NO_TRANSPORT_COUNTERS;
+      const ss = src.streams?.stats ?? noStreams;
+      const st = src.streams?.totals() ?? NO_STORE_TOTALS;
       return {
         nodeId: src.id, incarnation: src.incarnation, uptimeMs: Math.round(src.clock.monotonic() - startedAt), draining: src.draining(),
         connections: g.connections, users: router.hub.userCount, topics: router.hub.size,
@@ -69,6 +79,11 @@ export function createNodeStats(src: StatsSources): NodeStats {
         framesDropped: g.framesDropped, policyViolations: g.policyViolations, tokensExpired: g.tokensExpired, tokensRefreshed: g.tokensRefreshed,
         meshConnectionsRefused: mc.connectionsRefused, meshHandshakeTimeouts: mc.handshakeTimeouts,
         meshCallsUnauthenticated: mc.callsUnauthenticated, meshCallsRefused: mc.callsRefused,
+        streamAppends: ss.appends, storedMessages: st.messages, storedStreams: st.streams, mailboxPending: st.pending,
+        mailboxReplayed: ss.mailboxReplayed, resumeReplayed: ss.resumeReplayed, historyReads: ss.historyReads,
+        replicatedWrites: ss.replicatedWrites, replicationFailures: ss.replicationFailures,
+        handoffStreams: ss.handoffStreams, handoffEntries: ss.handoffEntries, handoffsInProgress: ss.handoffsInProgress,
+        storeTrimmed: st.trimmed,
       };
     },
   };

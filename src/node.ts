@@ -19,6 +19,9 @@ import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions, loadMeshTls
 import type { GrpcTransportOptions, LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity, PeerLink } from './mesh/index.js';
 import { NodeLifecycle } from './lifecycle.js';
 import { createNodeStats } from './node-stats.js';
+import { MessageClock, NodeStreams } from './streams/index.js';
+import { createStreamStore } from './streams/store/index.js';
+import type { StreamCallsPort, StreamStore } from './streams/index.js';
 import { UlidGenerator, systemClock } from './util/index.js';
 import type { Clock } from './util/index.js';
 
@@ -34,6 +37,8 @@ export interface ChatNode {
   readonly adminPort: number;
   readonly stats: GatewayStats;
   readonly router: MeshRouter;
+  /** The stream layer; undefined with storage off (`--history-size 0`). */
+  readonly streams: NodeStreams | undefined;
   readonly peers: PeerManager;
   readonly discovery: Discovery;
   /** True once every listener is up and discovery has run once, while discovery is healthy (Consul
@@ -65,12 +70,30 @@ export interface NodeDeps {
   readonly retryMaxMs?: number;
   /** Options of the default gRPC transport (limits, deadlines); the secret and TLS come from the config. */
   readonly grpc?: Omit<GrpcTransportOptions, 'secret' | 'tls'>;
+  /** The stream store; default from the config (memory, or disk with `--data-dir`). */
+  readonly store?: StreamStore;
 }
 
 /** Starts a node; resolves once it listens and discovery has run once. Throws `ConfigError` on a bad config. */
 export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}): Promise<ChatNode> {
   const config = resolveNodeConfig(input);
   const clock = deps.clock ?? systemClock;
+  // First, so that a data dir that cannot be opened stops the node before it listens anywhere.
+  const store = config.historySize === 0 ? undefined : deps.store ?? await createStreamStore({
+    ...(config.dataDir !== undefined && { dataDir: config.dataDir }),
+    limits: { maxPerStream: config.historySize, ttlMs: config.historyTtlMs, maxMessages: config.maxStoredMessages },
+    now: () => clock.now(),
+  });
+  try {
+    return await wire(config, clock, store, deps);
+  } catch (err) {
+    await store?.close();
+    throw err;
+  }
+}
+
+/** Builds and starts every part of a node around its (opened) store. */
+async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undefined, deps: NodeDeps): Promise<ChatNode> {
   const incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const health = createHealth();
   // The mesh port serves only the Mesh service (health and reflection are on the admin port).
@@ -93,7 +116,14 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   let metrics: ReturnType<typeof createMetrics> | undefined;
   // The one map of up links: the peer manager writes it, the router reads it.
   const links = new Map<string, PeerLink>();
-  const router = new MeshRouter({
+  const messageIds = new MessageClock(clock);
+  const streams: NodeStreams | undefined = store && new NodeStreams({
+    selfId: id, replicas: config.replicas, store, log, now: () => clock.now(), monotonic: () => clock.monotonic(),
+    calls: (): StreamCallsPort => router.streamCalls,
+    observe: (msg) => messageIds.observe(msg),
+    onWriteLatency: (ms) => metrics?.observeStore(ms),
+  });
+  const router: MeshRouter = new MeshRouter({
     ...deps.mesh,
     self: { id, incarnation, advertise, httpPort: 0, adminPort: 0 },
     links,
@@ -101,6 +131,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     log,
     clock,
     onDeliveryLatency: (ms) => metrics?.observeDelivery(ms),
+    onMessageSeen: (msg) => messageIds.observe(msg),
+    ...(streams && { serveStream: (peer, call) => streams.serve(peer, call), onMembersChanged: (m) => streams.membersChanged(m) }),
   });
   const stats = new GatewayStats();
   const gateway = new Gateway({
@@ -108,6 +140,8 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     router,
     auth: createAuthenticator({ mode: config.auth, jwtSecret: config.jwtSecret, clock }),
     ids: new UlidGenerator(clock),
+    messageIds,
+    ...(streams && { streams: streams.service, streamStats: streams.stats }),
     clock,
     log,
     opts: config.gateway,
@@ -117,7 +151,9 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   let lifecycle: NodeLifecycle | undefined;
   // `discovery` is built below; nothing reads it before `discovered` turns true.
   const serving = (): boolean => discovered && !lifecycle?.draining && discovery.status().healthy;
-  const nodeStats = createNodeStats({ id, incarnation, clock, router, gateway: stats, transport, links, draining: () => lifecycle?.draining ?? false });
+  const nodeStats = createNodeStats({
+    id, incarnation, clock, router, gateway: stats, transport, links, draining: () => lifecycle?.draining ?? false, ...(streams && { streams }),
+  });
   const statsView = (): NodeStatsView => nodeStats.view();
   const nodeMetrics = createMetrics(statsView);
   metrics = nodeMetrics;
@@ -171,6 +207,9 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     members: () => router.liveMembers(),
     stats: statsView,
     drain: () => lifecycle!.drain(),
+    stream: (topic) => (streams
+      ? streams.service.describe(topic)
+      : Promise.reject(new Error('this node keeps no message streams (--history-size 0)'))),
   };
   const admin = await startAdminServer(adminTarget, { host: config.host, port: config.adminPort, token: config.adminToken, health });
   if (config.adminToken === undefined && config.host !== '127.0.0.1') {
@@ -178,6 +217,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   }
   lifecycle = new NodeLifecycle({
     log, health, gateway, router, discovery, peers, transport, listeners: [http, admin], connections: () => stats.connections,
+    closeLast: streams ? [() => streams.close()] : [],
   });
   await discovery.start();
   peers.start();
@@ -199,6 +239,7 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
     stats,
     statsView,
     router,
+    streams,
     peers,
     discovery,
     ready: serving,

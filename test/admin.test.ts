@@ -106,6 +106,9 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
     // b's two connections waited for their homes (a remote home acknowledges; its own home is immediate).
     t.ok('ownerAcksWaited' in s && 'confirmedNegatives' in s && 'framesDropped' in s && 'meshCallsUnauthenticated' in s, 'trust counters are in the stats');
     t.equal(Number(s['ownerAckTimeouts']), 0, 'no home failed to acknowledge');
+    for (const k of ['streamAppends', 'storedMessages', 'storedStreams', 'mailboxPending', 'replicatedWrites', 'handoffsInProgress', 'storeTrimmed']) {
+      t.ok(k in s, `stream counter ${k} is in the stats`);
+    }
   });
 
   t.test('health and reflection on the admin port (reflection only with the token); the mesh port serves neither', async (t) => {
@@ -170,6 +173,9 @@ t.test('admin API, health, reflection, ctl, metrics and drain on a Consul-discov
     const value = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     const before = await scrape();
     for (const s of ['chatmesh_direct_messages_total', 'chatmesh_membership_changes_total', 'chatmesh_snapshots_out_total', 'chatmesh_connections', 'chatmesh_route_cache_entries', 'chatmesh_mesh_deliveries_out_total', 'chatmesh_delivery_latency_seconds_count', 'chatmesh_mesh_batch_size_count', 'process_cpu_user_seconds_total', 'chatmesh_negatives_confirmed_total', 'chatmesh_owner_acks_waited_total', 'chatmesh_client_frames_rate_limited_total', 'chatmesh_mesh_calls_unauthenticated_total']) {
+      t.ok(Number.isFinite(value(before, s)), `${s} present`);
+    }
+    for (const s of ['chatmesh_stream_appends_total', 'chatmesh_stored_messages', 'chatmesh_stored_streams', 'chatmesh_mailbox_pending', 'chatmesh_mailbox_replayed_total', 'chatmesh_resume_replayed_total', 'chatmesh_history_reads_total', 'chatmesh_replicated_writes_total', 'chatmesh_replication_failures_total', 'chatmesh_handoff_streams_total', 'chatmesh_handoff_entries_total', 'chatmesh_handoffs_in_progress', 'chatmesh_store_trimmed_total', 'chatmesh_store_latency_seconds_count']) {
       t.ok(Number.isFinite(value(before, s)), `${s} present`);
     }
     for (let i = 0; i < 5; i++) t.equal((await alice1.request({ type: 'send', id: `m${i}`, to: 'carol', body: 'hi' }))['status'], 'delivered');

@@ -22,9 +22,9 @@ const seedOpt = SEED === undefined ? {} : { seed: SEED };
 
 // ------------------------------------------------------------------ generators
 
-const FRAME_TYPES = ['hello', 'send', 'join', 'leave', 'publish', 'presence', 'watch', 'unwatch', 'refresh'] as const;
+const FRAME_TYPES = ['hello', 'send', 'join', 'leave', 'publish', 'presence', 'watch', 'unwatch', 'refresh', 'history'] as const;
 const PROTO_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__'];
-const FIELDS = ['type', 'id', 'token', 'user', 'to', 'room', 'body', 'users', 'since', ''];
+const FIELDS = ['type', 'id', 'token', 'user', 'to', 'room', 'body', 'users', 'since', 'with', 'before', 'limit', ''];
 
 const validId = fc.stringMatching(/^[A-Za-z0-9_.:@-]{1,64}$/);
 const invalidId = fc.oneof(
@@ -93,6 +93,9 @@ const validFrame: fc.Arbitrary<string> = fc.tuple(fc.option(fc.string({ maxLengt
   fc.record({ type: fc.constant('publish'), room: validId, body: fc.string({ maxLength: 100 }) }),
   fc.record({ type: fc.constantFrom('presence', 'watch', 'unwatch'), users: fc.array(validId, { minLength: 1, maxLength: 8 }) }),
   fc.record({ type: fc.constant('refresh'), token: fc.string({ minLength: 1, maxLength: 100 }) }),
+  fc.record({ type: fc.constant('hello'), user: validId, since: fc.constantFrom('01JD0000000000000000000000', '7ZZZZZZZZZZZZZZZZZZZZZZZZZ') }),
+  fc.record({ type: fc.constant('history'), with: validId, limit: fc.integer({ min: 1, max: 100 }) }),
+  fc.record({ type: fc.constant('history'), room: validId, before: fc.constant('01JD0000000000000000000000') }),
 )).map(([id, f]) => JSON.stringify(id === undefined ? f : { ...f, id }));
 
 /** Everything: arbitrary text, JSON-ish soup, any JSON, frame-shaped objects, valid frames, deep nesting. */
@@ -108,7 +111,7 @@ const input: fc.Arbitrary<string> = fc.oneof(
 // ------------------------------------------------------------------ the oracle
 
 const ALLOWED_KEYS: Record<ClientFrame['type'], readonly string[]> = {
-  hello: ['type', 'id', 'token', 'user'],
+  hello: ['type', 'id', 'token', 'user', 'since'],
   send: ['type', 'id', 'to', 'body'],
   join: ['type', 'id', 'room'],
   leave: ['type', 'id', 'room'],
@@ -117,7 +120,10 @@ const ALLOWED_KEYS: Record<ClientFrame['type'], readonly string[]> = {
   watch: ['type', 'id', 'users'],
   unwatch: ['type', 'id', 'users'],
   refresh: ['type', 'id', 'token'],
+  history: ['type', 'id', 'with', 'room', 'before', 'limit'],
 };
+
+const isMsgId = (v: unknown): boolean => typeof v === 'string' && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(v);
 
 const isId = (v: unknown): boolean => typeof v === 'string' && ID_PATTERN.test(v);
 const isToken = (v: unknown): boolean => typeof v === 'string' && v.length >= 1 && v.length <= MAX_TOKEN_CHARS;
@@ -139,6 +145,14 @@ function checkFrame(f: ClientFrame, text: string): void {
       if (f.token === undefined && f.user === undefined) fail('hello with neither token nor user');
       if (f.token !== undefined && !isToken(f.token)) fail('bad token');
       if (f.user !== undefined && !isId(f.user)) fail('bad user');
+      if (f.since !== undefined && !isMsgId(f.since)) fail('bad since');
+      break;
+    case 'history':
+      if ((f.with === undefined) === (f.room === undefined)) fail('history needs exactly one of with and room');
+      if (f.with !== undefined && !isId(f.with)) fail('bad with');
+      if (f.room !== undefined && !isId(f.room)) fail('bad room');
+      if (f.before !== undefined && !isMsgId(f.before)) fail('bad before');
+      if (!Number.isInteger(f.limit) || f.limit < 1 || f.limit > 100) fail('bad limit');
       break;
     case 'send': if (!isId(f.to) || !isBody(f.body)) fail('bad send'); break;
     case 'join': case 'leave': if (!isId(f.room)) fail('bad room'); break;
@@ -152,7 +166,9 @@ function checkFrame(f: ClientFrame, text: string): void {
   for (const k of allowed) {
     const want = own(parsed, k);
     const got = own(f, k);
-    if (k === 'users') {
+    if (k === 'limit' && f.type === 'history') {
+      if (got !== (want ?? 50)) fail('limit differs from the input (or the default 50)');
+    } else if (k === 'users') {
       if (JSON.stringify(got) !== JSON.stringify([...new Set(want as string[])])) fail('users differ from the input');
     } else if (got !== want) fail(`field ${k} differs from the input`);
   }

@@ -27,12 +27,12 @@ t.test('send: every device of the recipient and the sender\'s other devices get 
   t.same(x.unread(), [], 'a bystander gets nothing');
 });
 
-t.test('send to a user with no connection is acked offline', async (t) => {
+t.test('send to a user with no connection is acked stored (kept for their first device)', async (t) => {
   const { url } = await testNode(t);
   const a = (await connectAs(url, 'alice')).c;
   t.teardown(() => a.close());
   const ack = await a.request({ type: 'send', id: 'c1', to: 'nobody', body: 'hello?' });
-  t.equal(ack['status'], 'offline');
+  t.equal(ack['status'], 'stored');
   t.ok(ack['msg']);
 });
 

@@ -1,12 +1,13 @@
 /**
  * Three `chatmesh node` processes through the real CLI: one is SIGKILLed (its users go offline for
- * watchers, sends to them get `offline`, nothing hangs), then restarts and rejoins.
+ * watchers, sends to them are `stored`, nothing hangs), then restarts and rejoins; the stored message
+ * reaches the user's next device from its mailbox.
  */
 import t from 'tap';
 import { connectAs } from './helpers/client.js';
 import { freePort, startCliNode } from './helpers/procs.js';
 
-t.test('SIGKILL a node: watchers see its users go offline, sends answer offline; it rejoins', async (t) => {
+t.test('SIGKILL a node: watchers see its users go offline, sends answer stored; it rejoins', async (t) => {
   const mesh = [await freePort(), await freePort(), await freePort()];
   const http = [await freePort(), await freePort(), await freePort()];
   const peers = mesh.map((p) => `127.0.0.1:${p}`).join(',');
@@ -38,7 +39,7 @@ t.test('SIGKILL a node: watchers see its users go offline, sends answer offline;
   await bob.closed;
   const change = await watcher.next('presence_change', 5000);
   t.same(change, { type: 'presence_change', user: 'bob', status: 'offline' }, 'bob offline for the watcher');
-  t.equal((await alice.request({ type: 'send', id: 'after', to: 'bob', body: 'hi?' }, 5000))['status'], 'offline');
+  t.equal((await alice.request({ type: 'send', id: 'after', to: 'bob', body: 'hi?' }, 5000))['status'], 'stored');
   t.same((await alice.request({ type: 'presence', id: 'p', users: ['bob', 'watcher'] }))['users'], { bob: 'offline', watcher: 'online' });
 
   // Restart with the same flags: a new incarnation rejoins; bob comes back there.
@@ -49,6 +50,7 @@ t.test('SIGKILL a node: watchers see its users go offline, sends answer offline;
   }
   const bob2 = (await connectAs(url(2), 'bob')).c;
   t.teardown(() => bob2.close());
+  t.same(bob2.unread().filter((f) => f.type === 'message').map((f) => f['body']), ['hi?'], 'the message stored while bob was away comes from his mailbox');
   t.same(await watcher.next('presence_change', 5000), { type: 'presence_change', user: 'bob', status: 'online' });
   // The watcher sits on bob's home or hears it first; alice's node learns a moment later.
   for (let tries = 0; ; tries++) {
@@ -58,7 +60,7 @@ t.test('SIGKILL a node: watchers see its users go offline, sends answer offline;
     await new Promise((r) => setTimeout(r, 20));
   }
   t.equal((await alice.request({ type: 'send', id: 'again', to: 'bob', body: 'welcome back' }))['status'], 'delivered');
-  t.equal((await bob2.next('message'))['body'], 'welcome back');
+  t.equal((await bob2.next((f) => f.type === 'message' && f['body'] === 'welcome back'))['body'], 'welcome back');
 
   for (const n of nodes) n.child.kill('SIGTERM');
   t.same(await Promise.all(nodes.map((n) => n.exited)), [0, 0, 0], 'every node exits 0 on SIGTERM');

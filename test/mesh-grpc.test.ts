@@ -30,7 +30,7 @@ t.test('a full mesh forms from partial static lists; DMs, rooms and presence wor
   for (const dev of [bob1, bob2, alice2]) t.equal((await dev.next('message'))['body'], 'across the mesh');
   await alice.request({ type: 'presence', id: 'sync', users: ['bob'] });
   t.same(alice.unread(), [], 'the sender gets no copy');
-  t.equal((await alice.request({ type: 'send', id: 'd2', to: 'nobody', body: 'x' }))['status'], 'offline');
+  t.equal((await alice.request({ type: 'send', id: 'd2', to: 'nobody', body: 'x' }))['status'], 'stored');
 
   // Order: 100 messages from alice to bob arrive in order on bob's remote devices.
   for (let i = 0; i < 100; i++) alice.send({ type: 'send', id: `o${i}`, to: 'bob', body: `#${i}` });
@@ -80,7 +80,7 @@ t.test('a node with the wrong --mesh-secret is refused and never gets traffic', 
   t.teardown(() => alice.close());
   const bob = (await connectAs(ws(a), 'bob')).c;
   t.teardown(() => bob.close());
-  t.equal((await alice.request({ type: 'send', id: 's', to: 'bob', body: 'x' }))['status'], 'offline', 'the intruder cannot see bob');
+  t.equal((await alice.request({ type: 'send', id: 's', to: 'bob', body: 'x' }))['status'], 'stored', 'the intruder cannot see bob');
 });
 
 t.test('a peer that dies mid-flight: every frame still gets one answer, its users go offline', async (t) => {
@@ -102,7 +102,7 @@ t.test('a peer that dies mid-flight: every frame still gets one answer, its user
   }
   t.equal(answers.size, 50, 'exactly one answer each');
   await w.next((f) => f.type === 'presence_change' && f['status'] === 'offline', 5000);
-  t.equal((await alice.request({ type: 'send', id: 'after', to: 'bob', body: 'x' }))['status'], 'offline');
+  t.equal((await alice.request({ type: 'send', id: 'after', to: 'bob', body: 'x' }))['status'], 'stored');
 });
 
 t.test('a link dropped as silent releases the call and the channel on both ends', async (t) => {

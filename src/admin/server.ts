@@ -6,7 +6,8 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import type { ProtoGrpcType } from '../generated/admin.js';
 import type { Route } from '../generated/chatmesh/admin/v1/Route.js';
 import type { AdminHandlers } from '../generated/chatmesh/admin/v1/Admin.js';
-import { isValidId } from '../protocol/index.js';
+import type { GetStreamRequest__Output } from '../generated/chatmesh/admin/v1/GetStreamRequest.js';
+import { ID_PATTERN, isValidId } from '../protocol/index.js';
 import { PROTO_LOADER_OPTIONS, protoPath } from '../mesh/index.js';
 import type { AdminTarget } from './target.js';
 
@@ -70,6 +71,16 @@ export function reflectionGuard(token: string | undefined): grpc.ServerIntercept
 
 function fail(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+/** The stream a `GetStream` request names (`u:<user>` or `r:<room>`), or why it names none. */
+export function streamTopic(req: Partial<GetStreamRequest__Output>): { topic: string } | { error: string } {
+  const user = req.user ?? '';
+  const room = req.room ?? '';
+  if ((user === '') === (room === '')) return { error: 'give exactly one of user and room' };
+  const [field, name] = user !== '' ? ['user', user] : ['room', room];
+  if (!isValidId(name)) return { error: `${field} "${String(name).slice(0, 80)}" is not a valid id (${ID_PATTERN.source})` };
+  return { topic: (field === 'user' ? 'u:' : 'r:') + name };
 }
 
 /** Options of the admin server. */
@@ -142,6 +153,21 @@ export async function startAdminServer(target: AdminTarget, opts: AdminServerOpt
       target.drain().then(
         (r) => cb(null, { connectionsClosed: r.closed, deregistered: r.deregistered }),
         (err: unknown) => cb(fail(grpc.status.INTERNAL, `drain failed: ${(err as Error).message}`)),
+      );
+    },
+    GetStream(call, cb) {
+      if (!authorized(call)) return cb(denied);
+      const named = streamTopic(call.request);
+      if ('error' in named) return cb(fail(grpc.status.INVALID_ARGUMENT, named.error));
+      target.stream(named.topic).then(
+        (v) => cb(null, {
+          stream: v.stream, replicas: v.replicas,
+          nodes: v.nodes.map((n) => ({
+            rank: n.rank, node: n.node, reachable: n.reachable, error: n.error, messages: n.messages,
+            oldest: n.oldest, newest: n.newest, pending: n.pending, handoff: n.handoff,
+          })),
+        }),
+        (err: unknown) => cb(fail(grpc.status.UNAVAILABLE, `could not read stream ${named.topic}: ${(err as Error).message}`)),
       );
     },
   };

@@ -64,6 +64,19 @@ export const STAT_FIELDS = [
   { key: 'meshHandshakeTimeouts', kind: 'counter', metric: 'mesh_handshake_timeouts', help: 'Mesh-port connections closed for not linking within the handshake deadline' },
   { key: 'meshCallsUnauthenticated', kind: 'counter', metric: 'mesh_calls_unauthenticated', help: 'Mesh calls refused for a missing or wrong secret proof' },
   { key: 'meshCallsRefused', kind: 'counter', metric: 'mesh_calls_refused', help: 'Mesh calls refused over the pending-call bounds' },
+  { key: 'streamAppends', kind: 'counter', metric: 'stream_appends', help: 'Entries appended to this node\'s message store, each stream counted' },
+  { key: 'storedMessages', kind: 'gauge', metric: 'stored_messages', help: 'Entries in this node\'s message store' },
+  { key: 'storedStreams', kind: 'gauge', metric: 'stored_streams', help: 'Streams holding at least one entry in this node\'s store' },
+  { key: 'mailboxPending', kind: 'gauge', metric: 'mailbox_pending', help: 'Entries of this node\'s store still waiting in a mailbox' },
+  { key: 'mailboxReplayed', kind: 'counter', metric: 'mailbox_replayed', help: 'Messages sent to a device from its mailbox after its welcome' },
+  { key: 'resumeReplayed', kind: 'counter', metric: 'resume_replayed', help: 'Messages replayed by hello with since (resume)' },
+  { key: 'historyReads', kind: 'counter', metric: 'history_reads', help: 'History requests answered' },
+  { key: 'replicatedWrites', kind: 'counter', metric: 'replicated_writes', help: 'Messages whose replication this node coordinated' },
+  { key: 'replicationFailures', kind: 'counter', metric: 'replication_failures', help: 'Replicated writes a replica did not confirm in time (the client got unavailable)' },
+  { key: 'handoffStreams', kind: 'counter', metric: 'handoff_streams', help: 'Streams handed off to new replicas' },
+  { key: 'handoffEntries', kind: 'counter', metric: 'handoff_entries', help: 'Entries sent by stream hand-offs' },
+  { key: 'handoffsInProgress', kind: 'gauge', metric: 'handoffs_in_progress', help: 'Stream hand-offs in progress' },
+  { key: 'storeTrimmed', kind: 'counter', metric: 'store_trimmed', help: 'Entries dropped by the store bounds (per-stream size, age, store-wide cap)' },
 ] as const satisfies readonly StatField[];
 
 /** The numeric part of {@link NodeStatsView}, one number per {@link STAT_FIELDS} entry. */

@@ -1,5 +1,6 @@
 import type { RouteAnswer } from '../mesh/index.js';
 import type { PeerView } from '../mesh/index.js';
+import type { StreamView } from '../streams/stats.js';
 import type { NodeStatsView } from './stats-fields.js';
 
 export type { NodeStatsView } from './stats-fields.js';
@@ -24,4 +25,10 @@ export interface AdminTarget {
   stats(): NodeStatsView;
   /** Drains; resolves with how many clients were closed and whether deregistration succeeded. */
   drain(): Promise<{ closed: number; deregistered: boolean }>;
+  /**
+   * Where a stream is kept (`ctl stream`): `topic` is `u:<user>` or `r:<room>`, already validated.
+   * Replicas that do not answer are rows with `reachable: false`; a rejection means no view at all
+   * (the admin API answers UNAVAILABLE with its message).
+   */
+  stream(topic: string): Promise<StreamView>;
 }

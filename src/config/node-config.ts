@@ -43,12 +43,37 @@ export interface NodeConfig {
   readonly meshTlsCa: string | undefined;
   /** Consul ACL token sent with every Consul call (`--consul-token`, else `CONSUL_HTTP_TOKEN`). */
   readonly consulToken: string | undefined;
+  /** Copies of every stream, on distinct nodes (`--replicas`). Default 2. */
+  readonly replicas: number;
+  /** Messages kept per stream; 0 turns storage off (`--history-size`). Default 1000. */
+  readonly historySize: number;
+  /** Age after which a kept message is dropped, ms (`--history-ttl`). Default 7 days. */
+  readonly historyTtlMs: number;
+  /** Directory of the on-disk store; undefined: streams live in memory (`--data-dir`). */
+  readonly dataDir: string | undefined;
+  /** Cap on the messages this node keeps over all its streams; the oldest go first
+   *  (`--max-stored-messages`). Default 1,000,000 in memory, 20,000,000 on disk. */
+  readonly maxStoredMessages: number;
   readonly logLevel: LogLevel;
   readonly gateway: GatewayOptions;
 }
 
 /** Input of `resolveNodeConfig`: any subset, defaults fill the rest. */
-export type NodeConfigInput = Partial<Omit<NodeConfig, 'gateway'>> & { readonly gateway?: Partial<GatewayOptions> };
+export type NodeConfigInput = Partial<Omit<NodeConfig, 'gateway' | 'historyTtlMs'>> & {
+  readonly gateway?: Partial<GatewayOptions>;
+  /** ms, or a span like `30m`, `12h`, `7d`, `2w`. */
+  readonly historyTtlMs?: number | string;
+};
+
+const SPAN_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** Milliseconds of a span like `500ms`, `30s`, `30m`, `12h`, `7d`, `2w`; undefined when malformed. */
+export function parseSpan(span: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h|d|w)$/.exec(span.trim());
+  if (!m) return undefined;
+  const ms = Number(m[1]) * SPAN_UNITS[m[2]!]!;
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
 
 /** Node ids: also the tie-break order of who dials whom. */
 export const NODE_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
@@ -104,6 +129,12 @@ function checkMeshTls(cfg: NodeConfig): void {
   if (!cert.checkPrivateKey(key)) throw new ConfigError(`--mesh-tls-key "${cfg.meshTlsKey!}" is not the key of --mesh-tls-cert "${cfg.meshTlsCert!}"`);
 }
 
+function span(name: string, v: number | string): number {
+  const ms = typeof v === 'number' ? v : parseSpan(v);
+  if (ms === undefined || !Number.isSafeInteger(ms) || ms < 0) throw new ConfigError(`--${name} must be a time span like 30m, 12h, 7d, 2w, got "${String(v)}"`);
+  return ms;
+}
+
 function port(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 0 || v > 65535) throw new ConfigError(`--${name} must be a port number 0-65535, got ${String(v)}`);
   return v;
@@ -135,6 +166,11 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
     meshTlsKey: i.meshTlsKey,
     meshTlsCa: i.meshTlsCa,
     consulToken: i.consulToken,
+    replicas: i.replicas ?? 2,
+    historySize: i.historySize ?? 1000,
+    historyTtlMs: span('history-ttl', i.historyTtlMs ?? '7d'),
+    dataDir: i.dataDir === '' ? undefined : i.dataDir,
+    maxStoredMessages: i.maxStoredMessages ?? (i.dataDir ? 20_000_000 : 1_000_000),
     logLevel: i.logLevel ?? 'info',
     gateway: { ...defaultGatewayOptions(), ...Object.fromEntries(Object.entries(i.gateway ?? {}).filter(([, v]) => v !== undefined)) },
   };
@@ -144,6 +180,13 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
   if (cfg.auth === 'jwt' && !cfg.jwtSecret) throw new ConfigError('--auth jwt needs --jwt-secret');
   if (!LOG_LEVELS.includes(cfg.logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   if (!Number.isInteger(cfg.routeCacheSize) || cfg.routeCacheSize < 1) throw new ConfigError('--route-cache-size must be a positive integer');
+  if (!Number.isInteger(cfg.replicas) || cfg.replicas < 1 || cfg.replicas > 16) throw new ConfigError(`--replicas must be a whole number 1-16, got ${String(cfg.replicas)}`);
+  if (!Number.isInteger(cfg.historySize) || cfg.historySize < 0 || cfg.historySize > 100_000) {
+    throw new ConfigError(`--history-size must be a whole number 0-100000 (0 turns storage off), got ${String(cfg.historySize)}`);
+  }
+  if (cfg.historyTtlMs < 1000) throw new ConfigError('--history-ttl must be at least 1s');
+  if (!Number.isInteger(cfg.maxStoredMessages) || cfg.maxStoredMessages < 1) throw new ConfigError('--max-stored-messages must be a positive whole number');
+  if (cfg.dataDir !== undefined && cfg.historySize === 0) throw new ConfigError('--data-dir keeps streams, but --history-size 0 turns storage off: drop one of them');
   for (const p of cfg.peers) {
     if (!/^[^\s:]+:\d{1,5}$/.test(p) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(p)) throw new ConfigError(`--peers entry "${p}" is not host:port`);
   }

@@ -4,12 +4,15 @@ import { roomTopic, userTopic, topicName } from '../core/index.js';
 import type { Router, Subscriber, Topic } from '../core/index.js';
 import type { Logger } from '../log.js';
 import {
-  ChatError, CloseCode, ErrorCode, FrameError, MAX_WATCHED_PER_CONNECTION, RATE_LIMITED_NOTICE_INTERVAL_MS,
-  decodeClientFrameBytes, encodeServerFrame, encodeMessage, encodeMessageAck, encodeRoomMessage,
+  BAD_SINCE, ChatError, CloseCode, ErrorCode, FrameError, MAX_WATCHED_PER_CONNECTION, RATE_LIMITED_NOTICE_INTERVAL_MS,
+  decodeClientFrameBytes, encodeServerFrame,
 } from '../protocol/index.js';
 import type { ClientFrame, HelloFrame, PresenceStatus, RefreshFrame, ServerFrame } from '../protocol/index.js';
 import { TokenBucket } from '../util/index.js';
 import type { Clock, UlidGenerator } from '../util/index.js';
+import type { MessageClock, StreamService, StreamStats } from '../streams/index.js';
+import { publishToRoom, readHistory, sendDirect, syncDevice } from './messaging.js';
+import type { Sender } from './messaging.js';
 import { BadFrameWindow } from './bad-frame-window.js';
 import { TokenExpiry } from './token-expiry.js';
 import type { GatewayOptions } from './options.js';
@@ -26,8 +29,13 @@ export interface GatewayContext {
   readonly nodeId: string;
   readonly router: Router;
   readonly auth: Authenticator;
-  /** Generates message ids. */
+  /** Generates session ids. */
   readonly ids: UlidGenerator;
+  /** Generates message ids (the node's hybrid logical clock). */
+  readonly messageIds: MessageClock;
+  /** Kept messages; undefined with storage off (`--history-size 0`). */
+  readonly streams?: StreamService;
+  readonly streamStats?: StreamStats;
   readonly clock: Clock;
   readonly log: Logger;
   readonly opts: GatewayOptions;
@@ -42,9 +50,9 @@ type State = 'hello' | 'auth' | 'ready' | 'closed';
  * frame over the rate limit; one that is not even JSON gets one `rate_limited` without id at most
  * once per `RATE_LIMITED_NOTICE_INTERVAL_MS`).
  */
-export class ClientConnection implements Subscriber {
+export class ClientConnection implements Subscriber, Sender {
   readonly session: string;
-  user: string | undefined;
+  user!: string;
   /** Set by every pong and frame; cleared by each heartbeat tick. */
   alive = true;
   private state: State = 'hello';
@@ -58,6 +66,8 @@ export class ClientConnection implements Subscriber {
   /** Reading stopped for good (1008): the close is not waited for. */
   private readingStopped = false;
   private readonly rooms = new Set<string>();
+  /** While the mailbox or a resume is replayed: message ids written live meanwhile (not sent twice). */
+  private liveDuringReplay: Set<string> | undefined;
   private readonly watched = new Set<string>();
   private readonly bucket: TokenBucket;
   private readonly badFrames: BadFrameWindow;
@@ -104,7 +114,31 @@ export class ClientConnection implements Subscriber {
     this.cork();
     this.ws.send(data);
     this.ctx.stats.framesOut++;
+    if (this.liveDuringReplay && data.startsWith(MESSAGE_HEAD)) this.liveDuringReplay.add(data.slice(MESSAGE_HEAD.length, MESSAGE_HEAD.length + 26));
     return true;
+  }
+
+  /** Resolves when the send buffer is below a quarter of its bound (a replay's next page may go). */
+  drained(): Promise<void> {
+    const low = this.ctx.opts.maxBufferedBytes / 4;
+    if (this.ws.bufferedAmount <= low || this.state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.ws.bufferedAmount <= low || this.state === 'closed') resolve();
+        else setTimeout(check, 10).unref();
+      };
+      setTimeout(check, 10).unref();
+    });
+  }
+
+  /** Whether a message id was written live during the replay. */
+  seen(id: string): boolean {
+    return this.liveDuringReplay?.has(id) ?? false;
+  }
+
+  /** Sender: whether this connection joined the room. */
+  inRoom(room: string): boolean {
+    return this.rooms.has(room);
   }
 
   /**
@@ -244,6 +278,8 @@ export class ClientConnection implements Subscriber {
     try {
       frame = decodeClientFrameBytes(data);
     } catch (err) {
+      // A hello that is fine but for its `since` is answered, and the client may send a good one.
+      if (err instanceof FrameError && err.message === BAD_SINCE) return this.sendError(err.code, err.message, err.requestId);
       return this.reject(`the first frame must be a valid hello: ${(err as Error).message}`);
     }
     if (frame.type !== 'hello') return this.reject('the first frame must be hello');
@@ -272,7 +308,9 @@ export class ClientConnection implements Subscriber {
     if (this.state !== 'auth') return; // closed meanwhile
     this.state = 'ready';
     const welcome = { type: 'welcome' as const, user, node: this.ctx.nodeId, session: this.session };
+    this.liveDuringReplay = new Set();
     this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
+    void syncDevice(this.ctx, user, hello.since, this).finally(() => { this.liveDuringReplay = undefined; });
     const pending = this.pending;
     this.pending = [];
     for (const data of pending) this.onFrame(data);
@@ -329,7 +367,9 @@ export class ClientConnection implements Subscriber {
     }
   }
 
-  private fail(err: unknown, id: string | undefined): void {
+  /** Sender: answers a frame that failed. */
+  fail(err: unknown, id: string | undefined): void {
+    if (this.state === 'closed') return;
     if (err instanceof ChatError) return this.sendError(err.code, err.message, id);
     this.ctx.log.error({ err, session: this.session }, 'frame handler failed');
     this.sendError(ErrorCode.Unavailable, 'internal error; nothing was delivered', id);
@@ -344,24 +384,8 @@ export class ClientConnection implements Subscriber {
     switch (frame.type) {
       case 'hello':
         throw new ChatError(ErrorCode.BadRequest, 'already authenticated');
-      case 'send': {
-        this.ctx.stats.directMessages++;
-        const ts = this.ctx.clock.now();
-        const msg = this.ctx.ids.next();
-        const data = encodeMessage(msg, user, frame.to, frame.body, ts);
-        const toRecipient = this.ctx.router.publish(userTopic(frame.to), data, frame.to === user ? this.session : undefined, { msg });
-        if (frame.to !== user) {
-          // Copy to the sender's other devices; the ack speaks only of the recipient.
-          this.ctx.router.publish(userTopic(user), data, this.session, { msg, confirm: false }).catch((err: unknown) => {
-            this.ctx.log.warn({ err, user }, 'could not copy a message to the sender\'s other devices');
-          });
-        }
-        toRecipient.then(
-          (n) => { this.write(encodeMessageAck(frame.id, n > 0 ? 'delivered' : 'offline', msg, ts)); },
-          (err: unknown) => this.fail(err, frame.id),
-        );
-        return;
-      }
+      case 'send':
+        return sendDirect(this.ctx, this, frame);
       case 'join':
         if (!this.rooms.has(frame.room) && this.rooms.size >= MAX_ROOMS_PER_CONNECTION) {
           throw new ChatError(ErrorCode.BadRequest, `a connection may join at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
@@ -376,18 +400,10 @@ export class ClientConnection implements Subscriber {
         this.rooms.delete(frame.room);
         this.ctx.router.unsubscribe(roomTopic(frame.room), this);
         return this.ack(frame.id);
-      case 'publish': {
-        if (!this.rooms.has(frame.room)) throw new ChatError(ErrorCode.NotMember, `join room "${frame.room}" before publishing to it`);
-        this.ctx.stats.roomMessages++;
-        const ts = this.ctx.clock.now();
-        const msg = this.ctx.ids.next();
-        const data = encodeRoomMessage(msg, frame.room, user, frame.body, ts);
-        this.ctx.router.publish(roomTopic(frame.room), data, this.session, { msg }).then(
-          (n) => { this.write(encodeMessageAck(frame.id, n > 0 ? 'delivered' : 'no_subscribers', msg, ts)); },
-          (err: unknown) => this.fail(err, frame.id),
-        );
-        return;
-      }
+      case 'publish':
+        return publishToRoom(this.ctx, this, frame);
+      case 'history':
+        return readHistory(this.ctx, this, frame);
       case 'presence':
         this.ctx.router.online(frame.users.map(userTopic)).then(
           (map) => {
@@ -462,6 +478,9 @@ export class ClientConnection implements Subscriber {
     this.onClosed(this);
   }
 }
+
+/** How every direct message frame starts (encodeMessage); the message id follows. */
+const MESSAGE_HEAD = '{"type":"message","msg":"';
 
 /** The request id of a frame not decoded yet, if it has a valid one (so its answer can echo it). */
 function requestIdOf(data: Buffer): string | undefined {

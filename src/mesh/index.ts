@@ -13,3 +13,4 @@ export * from './deliveries.js';
 export * from './resync.js';
 export { PROTOCOL_VERSION, loadMeshProto, protoPath, PROTO_LOADER_OPTIONS } from './wire.js';
 export * from './validate.js';
+export * from './stream-calls.js';

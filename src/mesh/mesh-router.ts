@@ -14,6 +14,8 @@ import { DrainLinger } from './drain-linger.js';
 import { Presence } from './presence.js';
 import { WrittenMessages } from './recent.js';
 import { Resync } from './resync.js';
+import { StreamCalls } from './stream-calls.js';
+import type { StreamCall__Output, StreamReplyBody } from './stream-calls.js';
 import { invalidEnvelope } from './validate.js';
 import { MeshStats } from './stats.js';
 import type { Envelope__Output } from './wire.js';
@@ -53,6 +55,14 @@ export interface MeshRouterOptions {
   readonly barrierTimeoutMs?: number;
   /** Called with the end-to-end latency of each delivery written here, in ms. */
   readonly onDeliveryLatency?: (ms: number) => void;
+  /** Called with the message id of every delivery from a peer (the node's clock moves past it). */
+  readonly onMessageSeen?: (msg: string) => void;
+  /** Serves a stream call from a peer (the stream layer's handler). Without it calls are refused. */
+  readonly serveStream?: (peer: string, call: StreamCall__Output) => Promise<StreamReplyBody>;
+  /** Called after every change of the live members (with the new sorted member ids). */
+  readonly onMembersChanged?: (members: readonly string[]) => void;
+  /** A stream call unanswered for this long fails, in ms. Default 5000. */
+  readonly streamCallTimeoutMs?: number;
 }
 
 /** A row of the routing table listing (admin `routes`). */
@@ -65,7 +75,8 @@ export interface RouteRow {
   readonly pinned: boolean;
 }
 
-type Resolved = Required<Omit<MeshRouterOptions, 'onDeliveryLatency'>> & Pick<MeshRouterOptions, 'onDeliveryLatency'>;
+type Hooks = 'onDeliveryLatency' | 'onMessageSeen' | 'serveStream' | 'onMembersChanged';
+type Resolved = Required<Omit<MeshRouterOptions, Hooks>> & Pick<MeshRouterOptions, Hooks>;
 
 /**
  * Routes topics across the mesh (design.md): this node is authoritative for its own connections
@@ -98,6 +109,8 @@ export class MeshRouter implements Router {
   private readonly heldBack = new Set<Topic>();
   private barrierTimer: NodeJS.Timeout | undefined;
   private readonly linger: DrainLinger;
+  /** Calls of the stream layer to other nodes (the mesh carries them, src/streams serves them). */
+  readonly streamCalls: StreamCalls;
   private closed = false;
   private ackWarnAfter = 0;
   private readonly opts: Resolved;
@@ -105,7 +118,7 @@ export class MeshRouter implements Router {
   constructor(opts: MeshRouterOptions) {
     this.opts = {
       deliveryTimeoutMs: 5000, lookupTimeoutMs: 3000, confirmTimeoutMs: 5000, ownerAckTimeoutMs: 3000, drainLingerMs: 2000,
-      dedupeWindow: 65_536, antiEntropyMs: 10_000, snapshotChunk: 500, barrierTimeoutMs: 3000, ...opts,
+      dedupeWindow: 65_536, antiEntropyMs: 10_000, snapshotChunk: 500, barrierTimeoutMs: 3000, streamCallTimeoutMs: 5000, ...opts,
     };
     this.links = opts.links;
     this.table = new RouteTable({ maxEntries: opts.routeCacheSize });
@@ -154,6 +167,10 @@ export class MeshRouter implements Router {
       monotonic: () => this.opts.clock.monotonic(),
       onSettled: () => this.barrierEnded(),
     }, { snapshotChunk: this.opts.snapshotChunk, barrierTimeoutMs: this.opts.barrierTimeoutMs });
+    this.streamCalls = new StreamCalls({
+      selfId, link, monotonic, timeoutMs: this.opts.streamCallTimeoutMs,
+      serve: opts.serveStream ?? (() => Promise.reject(new Error('this node keeps no streams'))),
+    });
     this.antiEntropy = setInterval(() => this.resync.sendDigests(), this.opts.antiEntropyMs);
     this.antiEntropy.unref();
   }
@@ -425,6 +442,7 @@ export class MeshRouter implements Router {
     this.deliveries.failPeer(id);
     this.lookups.failPeer(id);
     this.ownerAcks.failPeer(id);
+    this.streamCalls.failPeer(id);
     this.resync.peerDown(id);
     this.membershipChanged();
     // Sets that lose the dead node go out once this home is rebuilt (held back until then).
@@ -459,6 +477,7 @@ export class MeshRouter implements Router {
       this.barrierTimer.unref();
     }
     this.presence.refreshAll();
+    this.opts.onMembersChanged?.(this.members.members);
   }
 
   /** Every owner has re-sent: send what was held back (authoritative now), re-check watchers. */
@@ -490,6 +509,7 @@ export class MeshRouter implements Router {
       case 'deliver': {
         const d = env.deliver!;
         this.stats.deliveriesIn++;
+        if (d.msg) this.opts.onMessageSeen?.(d.msg);
         const owns = this.hub.owns(d.topic);
         let count = 0;
         if (owns) {
@@ -544,6 +564,10 @@ export class MeshRouter implements Router {
       case 'digestReply':
         if (!env.digestReply!.match) this.resync.onDigestMismatch(link);
         return;
+      case 'streamCall':
+        return this.streamCalls.onCall(link, peer, env.streamCall!);
+      case 'streamReply':
+        return this.streamCalls.onReply(peer, env.streamReply!);
       default:
         this.opts.log.debug({ peer, kind: env.kind }, 'ignoring unknown mesh envelope');
     }
@@ -559,5 +583,6 @@ export class MeshRouter implements Router {
     this.deliveries.close();
     this.lookups.close();
     this.ownerAcks.close();
+    this.streamCalls.close();
   }
 }

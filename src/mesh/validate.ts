@@ -6,6 +6,7 @@
  */
 import { ID_PATTERN, MAX_BODY_BYTES, MAX_FRAME_BYTES } from '../protocol/index.js';
 import type { Envelope__Output } from './wire.js';
+import { invalidStreamCall, invalidStreamReply } from './validate-streams.js';
 
 /** Max topics in one lookup request or one snapshot chunk from a peer. */
 export const MAX_TOPICS_PER_ITEM = 10_000;
@@ -166,6 +167,10 @@ export function invalidEnvelope(env: Envelope__Output): string | undefined {
     }
     case 'ownerAck':
       return env.ownerAck && Number.isSafeInteger(env.ownerAck.id) && env.ownerAck.id > 0 ? undefined : 'ownerAck: bad id';
+    case 'streamCall':
+      return invalidStreamCall(env.streamCall);
+    case 'streamReply':
+      return invalidStreamReply(env.streamReply);
     default:
       return undefined;
   }

@@ -17,9 +17,9 @@ export type { MeshClient } from '../generated/chatmesh/mesh/v1/Mesh.js';
 /**
  * Version of the mesh protocol; peers with another version are refused. 2: owner acknowledgements,
  * members views on lookups and broadcasts (authoritative negative answers), the secret proven in
- * call metadata. A mesh on version 1 is upgraded by restarting all of its nodes on the new release.
+ * call metadata. 3: stream calls (kept messages, src/streams). A mesh on an older version is upgraded by restarting all of its nodes on the new release.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** The loader options, identical to the `gen` script's flags so runtime objects match the types. */
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of one node (`/metrics`), on a registry of its own (no global state): the
- * admin stats as counters and gauges, histograms of end-to-end delivery latency and of peer-link
- * batch sizes, and the default process metrics.
+ * admin stats as counters and gauges, histograms of end-to-end delivery latency, of replicated-write
+ * latency and of peer-link batch sizes, and the default process metrics.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { STAT_FIELDS } from '../admin/index.js';
@@ -14,6 +14,8 @@ export interface NodeMetrics {
   observeDelivery(ms: number): void;
   /** Records the size (envelopes) of one batch written on a peer link. */
   observeBatch(items: number): void;
+  /** Records one replicated write's latency until every replica confirmed it, in ms. */
+  observeStore(ms: number): void;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -56,6 +58,12 @@ export function createMetrics(read: () => NodeStatsView): NodeMetrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  const store = new Histogram({
+    name: 'chatmesh_store_latency_seconds',
+    help: 'Time for a replicated write to be confirmed by every replica',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
   const batches = new Histogram({
     name: 'chatmesh_mesh_batch_size',
     help: 'Envelopes per batch written on peer links',
@@ -66,6 +74,7 @@ export function createMetrics(read: () => NodeStatsView): NodeMetrics {
     registry,
     observeDelivery: (ms) => latency.observe(Math.max(0, ms) / 1000),
     observeBatch: (n) => batches.observe(n),
+    observeStore: (ms) => store.observe(Math.max(0, ms) / 1000),
     async render() {
       snapshot = undefined;
       try {

@@ -5,7 +5,7 @@
 import { ChatError, ErrorCode } from './errors.js';
 import type { ClientFrame } from './frames.js';
 import {
-  ID_PATTERN, MAX_BODY_BYTES, MAX_PRESENCE_USERS, MAX_REQUEST_ID_CHARS, MAX_TOKEN_CHARS, MAX_WATCHED_PER_CONNECTION,
+  DEFAULT_HISTORY_LIMIT, ID_PATTERN, MAX_HISTORY_LIMIT, MESSAGE_ID_PATTERN, MAX_BODY_BYTES, MAX_PRESENCE_USERS, MAX_REQUEST_ID_CHARS, MAX_TOKEN_CHARS, MAX_WATCHED_PER_CONNECTION,
 } from './limits.js';
 
 /** A decode failure: a `ChatError` that also carries the request id, if it was readable. */
@@ -53,6 +53,34 @@ function requireUsers(obj: Obj, max: number, rid: string | undefined): string[] 
     if (!isValidId(u)) throw new FrameError(ErrorCode.BadRequest, `"users" holds an invalid user id`, rid);
   }
   return [...new Set(v as string[])];
+}
+
+/** The message of a hello whose `since` is malformed (the gateway answers it without closing). */
+export const BAD_SINCE = 'field "since" must be a message id (the "msg" of a message frame)';
+
+function optionalMessageId(obj: Obj, field: string, rid: string | undefined, message?: string): string | undefined {
+  const v = obj[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !MESSAGE_ID_PATTERN.test(v)) {
+    throw new FrameError(ErrorCode.BadRequest, message ?? `field "${field}" must be a message id (the "msg" of a message frame)`, rid);
+  }
+  return v;
+}
+
+function history(obj: Obj, rid: string | undefined): { with?: string; room?: string; before?: string; limit: number } {
+  const hasWith = obj['with'] !== undefined;
+  const hasRoom = obj['room'] !== undefined;
+  if (hasWith === hasRoom) throw new FrameError(ErrorCode.BadRequest, 'history needs exactly one of "with" (a user) and "room"', rid);
+  const raw = obj['limit'];
+  if (raw !== undefined && (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1 || raw > MAX_HISTORY_LIMIT)) {
+    throw new FrameError(ErrorCode.BadRequest, `field "limit" must be a whole number 1-${MAX_HISTORY_LIMIT}`, rid);
+  }
+  const before = optionalMessageId(obj, 'before', rid);
+  return {
+    ...(hasWith ? { with: requireId(obj, 'with', rid) } : { room: requireId(obj, 'room', rid) }),
+    ...(before !== undefined && { before }),
+    limit: (raw as number | undefined) ?? DEFAULT_HISTORY_LIMIT,
+  };
 }
 
 function optionalString(obj: Obj, field: string, max: number, rid: string | undefined): string | undefined {
@@ -116,7 +144,8 @@ export function decodeClientFrame(text: string): ClientFrame {
       if (token === undefined && user === undefined) {
         throw new FrameError(ErrorCode.BadRequest, 'hello needs "token" (or "user" in dev auth)', id);
       }
-      return withId({ type, ...(token !== undefined && { token }), ...(user !== undefined && { user }) });
+      const since = optionalMessageId(obj, 'since', id, BAD_SINCE);
+      return withId({ type, ...(token !== undefined && { token }), ...(user !== undefined && { user }), ...(since !== undefined && { since }) });
     }
     case 'send':
       return withId({ type, to: requireId(obj, 'to', id), body: requireBody(obj, id) });
@@ -135,6 +164,8 @@ export function decodeClientFrame(text: string): ClientFrame {
       if (token === undefined) throw new FrameError(ErrorCode.BadRequest, 'refresh needs "token"', id);
       return withId({ type, token });
     }
+    case 'history':
+      return withId({ type, ...history(obj, id) });
     default:
       throw new FrameError(ErrorCode.UnknownType, `unknown frame type "${type.slice(0, 64)}"`, id);
   }

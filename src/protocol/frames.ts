@@ -4,7 +4,8 @@
  */
 import type { ErrorCode } from './errors.js';
 
-export interface HelloFrame { readonly type: 'hello'; readonly id?: string; readonly token?: string; readonly user?: string }
+/** `since`: resume after this message id instead of the mailbox. */
+export interface HelloFrame { readonly type: 'hello'; readonly id?: string; readonly token?: string; readonly user?: string; readonly since?: string }
 export interface SendFrame { readonly type: 'send'; readonly id?: string; readonly to: string; readonly body: string }
 export interface JoinFrame { readonly type: 'join'; readonly id?: string; readonly room: string }
 export interface LeaveFrame { readonly type: 'leave'; readonly id?: string; readonly room: string }
@@ -15,10 +16,15 @@ export interface UnwatchFrame { readonly type: 'unwatch'; readonly id?: string; 
 /** A new token for the connection's user, before the old one expires (`--auth jwt`). */
 export interface RefreshFrame { readonly type: 'refresh'; readonly id?: string; readonly token: string }
 
+/** A page of a conversation (`with`) or of a room's stream (`room`): exactly one of the two. */
+export interface HistoryFrame {
+  readonly type: 'history'; readonly id?: string; readonly with?: string; readonly room?: string; readonly before?: string; readonly limit: number;
+}
+
 /** Every frame a client may send. */
 export type ClientFrame =
   | HelloFrame | SendFrame | JoinFrame | LeaveFrame | PublishFrame | PresenceFrame | WatchFrame | UnwatchFrame
-  | RefreshFrame;
+  | RefreshFrame | HistoryFrame;
 export type ClientFrameType = ClientFrame['type'];
 
 export type PresenceStatus = 'online' | 'offline';
@@ -31,7 +37,8 @@ export type ServerFrame =
   | { type: 'room_message'; msg: string; room: string; from: string; body: string; ts: number }
   | { type: 'presence'; id?: string; users: Record<string, PresenceStatus> }
   | { type: 'presence_change'; user: string; status: PresenceStatus }
-  | { type: 'error'; id?: string; code: ErrorCode; message: string };
+  | { type: 'error'; id?: string; code: ErrorCode; message: string }
+  | { type: 'synced'; count: number };
 
 /** Serializes a server frame for the wire. */
 export function encodeServerFrame(frame: ServerFrame): string {
@@ -57,4 +64,9 @@ export function encodeRoomMessage(msg: string, room: string, from: string, body:
 /** The `ack` of a `send` or `publish`. */
 export function encodeMessageAck(id: string | undefined, status: string, msg: string, ts: number): string {
   return `{"type":"ack",${id === undefined ? '' : `"id":${JSON.stringify(id)},`}"status":"${status}","msg":"${msg}","ts":${ts}}`;
+}
+
+/** The answer of a `history` request: `frames` are encoded message frames, oldest first. */
+export function encodeHistory(id: string | undefined, frames: readonly string[], more: boolean): string {
+  return `{"type":"history",${id === undefined ? '' : `"id":${JSON.stringify(id)},`}"messages":[${frames.join(',')}],"more":${more}}`;
 }

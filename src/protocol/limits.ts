@@ -34,3 +34,8 @@ export const RATE_LIMITED_NOTICE_INTERVAL_MS = 1000;
 export const DEFAULT_RATE_LIMIT_PER_SEC = 100;
 /** Burst of frames one connection may send at once, by default. */
 export const DEFAULT_RATE_LIMIT_BURST = 200;
+/** Message ids (`msg`, `since`, `before`): 26 characters of Crockford base32, sortable by time. */
+export const MESSAGE_ID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+/** Messages per `history` page: at most, and when `limit` is not given. */
+export const MAX_HISTORY_LIMIT = 100;
+export const DEFAULT_HISTORY_LIMIT = 50;

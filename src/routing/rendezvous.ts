@@ -87,6 +87,22 @@ export class Rendezvous {
   }
 
   /**
+   * The first `k` members of `topic`'s ranking, best first: `[0]` is its home, `[1]` the member
+   * that becomes home when the home leaves, and so on (stream replicas). Fewer when there are fewer
+   * members. O(N log N) for N members.
+   */
+  ranking(topic: string, k: number): string[] {
+    const members = this.members;
+    const lanes = hashLanes(topic, TOPIC_SEED, this.#scratch);
+    const t1 = lanes[0]!;
+    const t2 = lanes[1]!;
+    const scored = members.map((m, i) => ({ m, i, score: mix53(t1 ^ this.#seedA[i]!, t2 ^ this.#seedB[i]!) }));
+    // Same order as `home`: higher score first, the lower id (earlier index) on a tie.
+    scored.sort((a, b) => b.score - a.score || a.i - b.i);
+    return scored.slice(0, Math.max(0, k)).map((s) => s.m);
+  }
+
+  /**
    * Whether `member` is the home of `topic`. Convenience for `retainHomes`-style filters.
    */
   isHome(topic: string, member: string): boolean {

@@ -90,13 +90,17 @@ export class TestClient {
   }
 }
 
-/** Opens a client and completes the dev-mode hello; resolves with the client and its welcome. */
-export async function connectAs(url: string, user: string): Promise<{ c: TestClient; welcome: Frame }> {
+/**
+ * Opens a client and completes the dev-mode hello; resolves with the client and its welcome once
+ * the device is synced (its mailbox, if any, stays readable in `frames`; `synced` is consumed).
+ */
+export async function connectAs(url: string, user: string): Promise<{ c: TestClient; welcome: Frame; synced: Frame }> {
   const c = new TestClient(url);
   await c.opened;
   c.send({ type: 'hello', user });
   const welcome = await c.next('welcome');
-  return { c, welcome };
+  const synced = await c.next('synced');
+  return { c, welcome, synced };
 }
 
 /** Polls `cond` until it is true or the deadline passes. */

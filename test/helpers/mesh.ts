@@ -53,8 +53,8 @@ export class MemoryMesh {
     await Promise.all(this.addresses.map((_, i) => this.start(i)));
   }
 
-  /** Starts (or restarts, with a new incarnation) node i. */
-  async start(i: number): Promise<ChatNode> {
+  /** Starts (or restarts, with a new incarnation) node i; `deps` replace this node's parts. */
+  async start(i: number, deps: NodeDeps = {}): Promise<ChatNode> {
     const node = await startNode({
       id: this.id(i), host: '127.0.0.1', httpPort: 0, meshPort: 21_000 + i, adminPort: 0, logLevel: 'silent',
       peers: this.addresses, ...this.opts.input,
@@ -64,6 +64,7 @@ export class MemoryMesh {
       retryMinMs: 20,
       retryMaxMs: 200,
       ...this.opts.deps,
+      ...deps,
     });
     this.nodes.set(node.id, node);
     return node;

@@ -1,0 +1,253 @@
+/**
+ * The stream layer's core: writes go to every replica of a stream before they count (the client's
+ * ack waits for it), reads merge what the reachable replicas hold, and the calls peers make are
+ * served from this node's store. Hand-off (handoff.ts) moves streams when their replicas change.
+ */
+import type { Logger } from '../log.js';
+import type { StreamCall__Output, StreamCallBody, StreamReply__Output, StreamReplyBody } from '../mesh/index.js';
+import { ChatError, ErrorCode } from '../protocol/index.js';
+import type { Placement } from './placement.js';
+import type { StreamStats, StreamView, StreamReplicaView } from './stats.js';
+import type { RangeQuery, RangeResult, StreamEntry, StreamItem, StreamStore } from './types.js';
+import { fromEntryMsg, sameSet, toEntryMsg, toSummary } from './wire.js';
+
+/** How the stream layer reaches other nodes (the mesh's stream calls). */
+export interface StreamCallsPort {
+  call(peer: string, body: StreamCallBody): Promise<StreamReply__Output>;
+  tell(peer: string, body: StreamCallBody): boolean;
+}
+
+/** Options of {@link StreamService}. */
+export interface StreamServiceOptions {
+  readonly selfId: string;
+  readonly store: StreamStore;
+  readonly calls: StreamCallsPort;
+  readonly placement: Placement;
+  readonly stats: StreamStats;
+  readonly log: Logger;
+  /** Monotonic ms. */
+  readonly monotonic: () => number;
+  /** Moves this node's message clock past an id it received. */
+  readonly observe: (id: string) => void;
+  /** A write confirmed by every replica, with how long that took, in ms. */
+  readonly onWriteLatency?: (ms: number) => void;
+  /** An append arrived for a stream this node is not a replica of: hand it on. */
+  readonly onForeignAppend?: (stream: string) => void;
+  /** Most bytes of frames in one read answer to a peer; more are left for the next page. Default 1 MiB. */
+  readonly maxReplyBytes?: number;
+}
+
+/** How long a stream counts as "receiving a hand-off" after an offer was answered, at most, in ms. */
+const RECEIVING_MS = 60_000;
+
+/**
+ * Replicated streams. Every method may be called concurrently. A write resolves once every replica
+ * (in this node's view) has the entries durably; it rejects with `unavailable` when one does not
+ * confirm, so no client is ever acked for what is not kept.
+ */
+export class StreamService {
+  /** Appends per stream seen here (hand-off drops a stream only if none came in meanwhile). */
+  private readonly touches = new Map<string, number>();
+  /** Streams whose hand-off to this node is in progress, until when (monotonic ms). */
+  private readonly receiving = new Map<string, number>();
+  private readonly maxReplyBytes: number;
+  /** Settles once every local append called so far has (the store applies them in call order). */
+  private appended: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: StreamServiceOptions) {
+    this.maxReplyBytes = opts.maxReplyBytes ?? 1024 * 1024;
+  }
+
+  get store(): StreamStore {
+    return this.opts.store;
+  }
+
+  /** Appends-so-far counter of a stream (see hand-off). */
+  touched(stream: string): number {
+    return this.touches.get(stream) ?? 0;
+  }
+
+  /** Forgets a stream's counter (it was dropped). */
+  forget(stream: string): void {
+    this.touches.delete(stream);
+  }
+
+  /** Keeps `items` on every replica of their streams; resolves when all confirmed. */
+  async write(items: readonly StreamItem[]): Promise<void> {
+    const started = this.opts.monotonic();
+    const byNode = new Map<string, StreamItem[]>();
+    for (const it of items) {
+      for (const node of this.opts.placement.writeSet(it.stream)) {
+        let list = byNode.get(node);
+        if (!list) byNode.set(node, list = []);
+        list.push(it);
+      }
+    }
+    try {
+      await Promise.all([...byNode].map(([node, list]) => (node === this.opts.selfId
+        ? this.appendLocal(list)
+        : this.opts.calls.call(node, { append: { entries: list.map(toEntryMsg) } }))));
+    } catch (err) {
+      // Replicas that did confirm keep the message (in history); it must not come out of the
+      // mailbox as if it had been stored, since the sender is told it failed.
+      for (const it of items) if (it.entry.pending) this.clear(it.stream, [it.entry.id]);
+      this.opts.stats.replicationFailures++;
+      this.opts.log.debug({ err }, 'a replicated write failed');
+      throw new ChatError(ErrorCode.Unavailable, 'the message could not be kept on its replicas now; nothing was delivered, try again');
+    }
+    this.opts.stats.replicatedWrites++;
+    this.opts.onWriteLatency?.(this.opts.monotonic() - started);
+  }
+
+  private appendLocal(items: readonly StreamItem[]): Promise<void> {
+    for (const it of items) this.touches.set(it.stream, (this.touches.get(it.stream) ?? 0) + 1);
+    this.opts.stats.appends += items.length;
+    const done = this.opts.store.append(items);
+    this.appended = done.catch(() => undefined);
+    return done;
+  }
+
+  /** Resolves once every local append called before this call has completed (or failed). */
+  settled(): Promise<void> {
+    return this.appended.then(() => undefined);
+  }
+
+  /**
+   * Part of a stream, merged over the replicas that answer (the union of what they hold, oldest
+   * first). Rejects with `unavailable` when none answers.
+   */
+  async read(stream: string, q: RangeQuery): Promise<RangeResult> {
+    const nodes = this.opts.placement.readSet(stream);
+    const results = await Promise.allSettled(nodes.map((node) => (node === this.opts.selfId
+      ? this.opts.store.range(stream, q)
+      : this.opts.calls.call(node, {
+        read: { stream, after: q.after ?? '', before: q.before ?? '', with: q.with ?? '', pendingOnly: q.pendingOnly ?? false, limit: q.limit, newest: q.from === 'newest' },
+      }).then((r) => ({ entries: (r.range?.entries ?? []).map((m) => fromEntryMsg(m).entry), more: r.range?.more ?? false })))));
+    const byId = new Map<string, StreamEntry>();
+    let more = false;
+    let answered = 0;
+    for (const r of results) {
+      if (r.status === 'rejected') continue;
+      answered++;
+      more ||= r.value.more;
+      for (const e of r.value.entries) {
+        const had = byId.get(e.id);
+        // A mailbox mark only clears: one copy that says "sent" wins.
+        if (!had || (had.pending && !e.pending)) byId.set(e.id, e);
+      }
+    }
+    if (answered === 0) {
+      throw new ChatError(ErrorCode.Unavailable, 'no replica of this stream answered; try again');
+    }
+    let entries = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (entries.length > q.limit) {
+      more = true;
+      entries = q.from === 'newest' ? entries.slice(entries.length - q.limit) : entries.slice(0, q.limit);
+    }
+    for (const e of entries) this.opts.observe(e.id);
+    return { entries, more };
+  }
+
+  /** Clears mailbox marks on every replica (best effort: a lost clear replays a message once more). */
+  clear(stream: string, ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    for (const node of this.opts.placement.readSet(stream)) {
+      if (node === this.opts.selfId) {
+        this.opts.store.clearPending(stream, ids).catch((err: unknown) => this.opts.log.warn({ err, stream }, 'could not clear mailbox marks'));
+      } else {
+        this.opts.calls.tell(node, { clear: { stream, ids: [...ids] } });
+      }
+    }
+  }
+
+  /** Marks streams as receiving a hand-off (this node answered an offer for them). */
+  markReceiving(streams: readonly string[]): void {
+    const until = this.opts.monotonic() + RECEIVING_MS;
+    for (const s of streams) this.receiving.set(s, until);
+  }
+
+  private isReceiving(stream: string): boolean {
+    const until = this.receiving.get(stream);
+    if (until === undefined) return false;
+    if (until > this.opts.monotonic()) return true;
+    this.receiving.delete(stream);
+    return false;
+  }
+
+  /** Serves a stream call from a peer. */
+  async serve(peer: string, call: StreamCall__Output): Promise<StreamReplyBody> {
+    const { store, placement } = this.opts;
+    switch (call.body) {
+      case 'append': {
+        const a = call.append!;
+        const items = a.entries.map(fromEntryMsg);
+        for (const it of items) this.opts.observe(it.entry.id);
+        await this.appendLocal(items);
+        const streams = new Set(items.map((it) => it.stream));
+        if (a.handoff && a.last) for (const s of streams) this.receiving.delete(s);
+        // Kept, never dropped: a stream this node is not a replica of (in its view) is handed on.
+        for (const s of streams) if (!placement.isReplica(s)) this.opts.onForeignAppend?.(s);
+        return { done: {} };
+      }
+      case 'read': {
+        const r = call.read!;
+        const res = await store.range(r.stream, {
+          ...(r.after && { after: r.after }), ...(r.before && { before: r.before }), ...(r.with && { with: r.with }),
+          pendingOnly: r.pendingOnly, limit: r.limit, from: r.newest ? 'newest' : 'oldest',
+        });
+        return { range: this.capped(res, r.newest, r.stream) };
+      }
+      case 'clear':
+        await store.clearPending(call.clear!.stream, call.clear!.ids);
+        return { done: {} };
+      case 'offer': {
+        const wanted = call.offer!.streams.filter((s) => !sameSet(store.digest(s.stream), s)).map((s) => s.stream);
+        this.markReceiving(wanted);
+        return { wanted: { streams: wanted } };
+      }
+      case 'info': {
+        const s = call.info!.stream;
+        return { summary: toSummary(s, store.digest(s), this.isReceiving(s)) };
+      }
+      default:
+        throw new Error(`unknown stream call from ${peer}`);
+    }
+  }
+
+  /** A read answer within `maxReplyBytes` (the rest is left for the caller's next page). */
+  private capped(res: RangeResult, newest: boolean, stream: string): { entries: ReturnType<typeof toEntryMsg>[]; more: boolean } {
+    const list = newest ? [...res.entries].reverse() : res.entries;
+    let bytes = 0;
+    let n = 0;
+    for (const e of list) {
+      bytes += e.frame.length + 64;
+      if (n > 0 && bytes > this.maxReplyBytes) break;
+      n++;
+    }
+    const kept = list.slice(0, n);
+    if (newest) kept.reverse();
+    return { entries: kept.map((entry) => toEntryMsg({ stream, entry })), more: res.more || n < list.length };
+  }
+
+  /** Where a stream is kept and what each replica holds (`ctl stream`). */
+  async describe(stream: string): Promise<StreamView> {
+    const { placement } = this.opts;
+    const writeSet = placement.writeSet(stream);
+    const nodes = placement.readSet(stream);
+    const rows = await Promise.all(nodes.map(async (node, i): Promise<StreamReplicaView> => {
+      const rank = i + 1;
+      try {
+        const s = node === this.opts.selfId
+          ? toSummary(stream, this.opts.store.digest(stream), this.isReceiving(stream))
+          : (await this.opts.calls.call(node, { info: { stream } })).summary!;
+        return {
+          rank, node, reachable: true, error: writeSet.includes(node) ? '' : 'not a replica any more (hand-off pending)',
+          messages: Number(s.count ?? 0), oldest: s.oldest ?? '', newest: s.newest ?? '', pending: Number(s.pending ?? 0), handoff: s.receiving ?? false,
+        };
+      } catch (err) {
+        return { rank, node, reachable: false, error: (err as Error).message, messages: 0, oldest: '', newest: '', pending: 0, handoff: false };
+      }
+    }));
+    return { stream, replicas: placement.replicas, nodes: rows };
+  }
+}

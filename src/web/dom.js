@@ -1,0 +1,64 @@
+// DOM helpers shared by every part of the page. All user-supplied content reaches the page
+// through textContent only.
+import { ID_RE, MAX_EVENTS } from './state.js';
+
+const $ = (id) => document.getElementById(id);
+
+export const ui = {
+  who: $('who'), meUser: $('me-user'), meNode: $('me-node'), meSession: $('me-session'),
+  conn: $('conn-status'), sync: $('sync-status'), signout: $('signout-btn'),
+  login: $('login'), loginForm: $('login-form'), loginUser: $('login-user'),
+  loginToken: $('login-token'), loginTokenUrl: $('login-token-url'), loginError: $('login-error'),
+  chat: $('chat'), dmForm: $('dm-form'), dmTo: $('dm-to'), joinForm: $('join-form'),
+  joinRoom: $('join-room'), convList: $('conv-list'), watchForm: $('watch-form'),
+  watchUser: $('watch-user'), watchList: $('watch-list'), convTitle: $('conv-title'),
+  historyBar: $('history-bar'), historyStatus: $('history-status'), loadOlder: $('load-older'),
+  messages: $('messages'), composeForm: $('compose-form'), composeBody: $('compose-body'),
+  composeSend: $('compose-send'), events: $('events'),
+};
+
+export function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null) continue;
+    if (k === 'text') node.textContent = v;
+    else if (k === 'className') node.className = v;
+    else if (k === 'dataset') {
+      for (const [dk, dv] of Object.entries(v)) if (dv !== undefined && dv !== null) node.dataset[dk] = dv;
+    }
+    else if (k === 'onclick') node.addEventListener('click', v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c) node.append(c);
+  return node;
+}
+
+export const timeOf = (ts) => new Date(typeof ts === 'number' ? ts : Date.now())
+  .toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+export const byteLength = (s) => new TextEncoder().encode(s).length;
+
+export function logEvent(kind, text) {
+  const item = el('li', { className: `event ${kind}`, dataset: { kind } },
+    el('time', { text: timeOf() }), el('span', { text }));
+  ui.events.append(item);
+  while (ui.events.childElementCount > MAX_EVENTS) ui.events.firstElementChild.remove();
+  ui.events.scrollTop = ui.events.scrollHeight;
+}
+
+export function setConn(s, text) {
+  ui.conn.dataset.state = s;
+  ui.conn.textContent = text;
+}
+
+/** The small "synced" badge beside the connection status; no text hides it. */
+export function setSync(text, title) {
+  ui.sync.hidden = !text;
+  ui.sync.textContent = text || '';
+  ui.sync.title = title || '';
+}
+
+export function validId(value, what) {
+  if (ID_RE.test(value)) return true;
+  logEvent('error', `invalid ${what} "${value}": use 1-64 of A-Z a-z 0-9 _ . : @ -`);
+  return false;
+}
