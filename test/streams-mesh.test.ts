@@ -75,8 +75,10 @@ t.test('a message to a user with no connection is acked stored and replayed to t
   await third.next((f) => f['body'] === 'live');
 });
 
+const UNLIMITED = { gateway: { rateLimitPerSec: 100_000, rateLimitBurst: 100_000 } };
+
 t.test('a welcome is routable: a send from another node right after it is delivered, never stored (200 trials)', async (t) => {
-  const mesh = await threeNodes(t);
+  const mesh = await threeNodes(t, UNLIMITED);
   const { c: sender } = await connectAs(url(mesh.node(0)), 'sender');
   t.teardown(() => sender.close());
   let misses = 0;
@@ -90,6 +92,36 @@ t.test('a welcome is routable: a send from another node right after it is delive
     await c.close();
   }
   t.equal(misses, 0, 'every send after a welcome was delivered and every presence said online');
+});
+
+t.test('the welcome is a connection\'s first frame, even while messages to its user stream in', async (t) => {
+  const mesh = await threeNodes(t, UNLIMITED);
+  const { c: sender } = await connectAs(url(mesh.node(0)), 'sender');
+  // Devices of the target that stay: messages flow to its nodes all the time, so a new connection
+  // there sits in the hub while its welcome waits for the home.
+  const { c: stay1 } = await connectAs(url(mesh.node(1)), 'target');
+  const { c: stay2 } = await connectAs(url(mesh.node(2)), 'target');
+  t.teardown(() => Promise.all([sender.close(), stay1.close(), stay2.close()]));
+  let flooding = true;
+  let n = 0;
+  const flood = (async () => {
+    while (flooding) {
+      sender.send({ type: 'send', id: `f${n++}`, to: 'target', body: 'x' });
+      if (n % 20 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  let bad = 0;
+  for (let i = 0; i < 40; i++) {
+    const c = new TestClient(url(mesh.node(1 + (i % 2))));
+    await c.opened;
+    c.send({ type: 'hello', user: 'target' });
+    await eventually(() => c.frames.length > 0, 5000, 'a first frame');
+    if (c.frames[0]!.type !== 'welcome') bad++;
+    await c.close();
+  }
+  flooding = false;
+  await flood;
+  t.equal(bad, 0, 'no message ever came before the welcome');
 });
 
 t.test('resume with since replays what came after it, then synced; an unknown since replays the whole stream', async (t) => {
@@ -181,9 +213,9 @@ t.test('bad history requests and a malformed since get bad_request', async (t) =
 
 t.test('storage off (--history-size 0): offline again, history empty, synced 0', async (t) => {
   const mesh = await threeNodes(t, { historySize: 0 });
-  const { c } = await connectAs(url(mesh.node(0)), 'alice');
+  const { c, synced } = await connectAs(url(mesh.node(0)), 'alice');
   t.teardown(() => c.close());
-  t.equal((await c.next('synced'))['count'], 0);
+  t.equal(synced['count'], 0);
   t.equal((await send(c, 'bob', 'hi'))['status'], 'offline');
   const h = await c.request({ type: 'history', id: 'h', with: 'bob' });
   t.same(h['messages'], []);

@@ -68,6 +68,9 @@ export class ClientConnection implements Subscriber, Sender {
   private readonly rooms = new Set<string>();
   /** While the mailbox or a resume is replayed: message ids written live meanwhile (not sent twice). */
   private liveDuringReplay: Set<string> | undefined;
+  /** Frames for this connection between its subscription and its welcome: the welcome goes first. */
+  private early: string[] | undefined;
+  private earlyBytes = 0;
   private readonly watched = new Set<string>();
   private readonly bucket: TokenBucket;
   private readonly badFrames: BadFrameWindow;
@@ -105,7 +108,14 @@ export class ClientConnection implements Subscriber, Sender {
   /** Subscriber: writes a frame unless the connection is closing; drops a slow consumer. */
   write(data: string): boolean {
     if (this.state === 'closed' || this.ws.readyState !== 1 /* OPEN */) return false;
-    if (this.ws.bufferedAmount + data.length > this.ctx.opts.maxBufferedBytes) {
+    if (this.early) {
+      this.earlyBytes += data.length;
+      if (this.earlyBytes <= this.ctx.opts.maxBufferedBytes) {
+        this.early.push(data);
+        return true;
+      }
+    }
+    if (this.ws.bufferedAmount + data.length > this.ctx.opts.maxBufferedBytes || this.earlyBytes > this.ctx.opts.maxBufferedBytes) {
       this.ctx.stats.slowConsumers++;
       this.ctx.log.warn({ session: this.session, user: this.user, buffered: this.ws.bufferedAmount }, 'dropping slow consumer');
       this.close(CloseCode.SlowConsumer, 'slow consumer: send buffer full');
@@ -303,13 +313,19 @@ export class ClientConnection implements Subscriber, Sender {
     this.registered = true;
     this.ctx.stats.authenticated++;
     // Routable at welcome: the welcome goes out once the user's home knows this connection.
-    // Frames that arrive meanwhile wait in `pending`, as before the hello was checked.
+    // Frames that arrive meanwhile wait in `pending`, as before the hello was checked; messages
+    // for the connection meanwhile wait in `early`, so that the welcome is its first frame.
+    this.early = [];
+    this.liveDuringReplay = new Set();
     await this.ctx.router.subscribe(userTopic(user), this);
     if (this.state !== 'auth') return; // closed meanwhile
     this.state = 'ready';
+    const early = this.early;
+    this.early = undefined;
+    this.earlyBytes = 0;
     const welcome = { type: 'welcome' as const, user, node: this.ctx.nodeId, session: this.session };
-    this.liveDuringReplay = new Set();
     this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
+    for (const data of early) this.write(data);
     void syncDevice(this.ctx, user, hello.since, this).finally(() => { this.liveDuringReplay = undefined; });
     const pending = this.pending;
     this.pending = [];
