@@ -207,9 +207,7 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
     members: () => router.liveMembers(),
     stats: statsView,
     drain: () => lifecycle!.drain(),
-    stream: (topic) => (streams
-      ? streams.service.describe(topic)
-      : Promise.reject(new Error('this node keeps no message streams (--history-size 0)'))),
+    stream: (topic) => (streams ? streams.service.describe(topic) : Promise.resolve(undefined)),
   };
   const admin = await startAdminServer(adminTarget, { host: config.host, port: config.adminPort, token: config.adminToken, health });
   if (config.adminToken === undefined && config.host !== '127.0.0.1') {

@@ -65,6 +65,7 @@ function fakeTarget(asked: string[]): AdminTarget {
     drain: unused,
     async stream(topic) {
       asked.push(topic);
+      if (topic === 'u:nostreams') return undefined;
       const v = VIEWS[topic];
       if (!v) throw new Error('the ranking is not known yet');
       return v;
@@ -152,6 +153,12 @@ t.test('GetStream over gRPC', async (t) => {
     const err = await failure(getStream(t, port, { user: 'ghost' }));
     t.equal(err.code, grpc.status.UNAVAILABLE);
     t.equal(err.details, 'could not read stream u:ghost: the ranking is not known yet');
+  });
+
+  t.test('a node that keeps no streams: FAILED_PRECONDITION saying so (not "cannot reach")', async (t) => {
+    const err = await failure(getStream(t, port, { user: 'nostreams' }));
+    t.equal(err.code, grpc.status.FAILED_PRECONDITION);
+    t.match(err.details, /keeps no message streams.*--history-size 0/);
   });
 });
 

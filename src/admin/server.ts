@@ -160,13 +160,15 @@ export async function startAdminServer(target: AdminTarget, opts: AdminServerOpt
       const named = streamTopic(call.request);
       if ('error' in named) return cb(fail(grpc.status.INVALID_ARGUMENT, named.error));
       target.stream(named.topic).then(
-        (v) => cb(null, {
+        (v) => (v === undefined
+          ? cb(fail(grpc.status.FAILED_PRECONDITION, 'this node keeps no message streams (it runs with --history-size 0)'))
+          : cb(null, {
           stream: v.stream, replicas: v.replicas,
           nodes: v.nodes.map((n) => ({
             rank: n.rank, node: n.node, reachable: n.reachable, error: n.error, messages: n.messages,
             oldest: n.oldest, newest: n.newest, pending: n.pending, handoff: n.handoff,
           })),
-        }),
+        })),
         (err: unknown) => cb(fail(grpc.status.UNAVAILABLE, `could not read stream ${named.topic}: ${(err as Error).message}`)),
       );
     },

@@ -30,5 +30,6 @@ export interface AdminTarget {
    * Replicas that do not answer are rows with `reachable: false`; a rejection means no view at all
    * (the admin API answers UNAVAILABLE with its message).
    */
-  stream(topic: string): Promise<StreamView>;
+  /** Where a stream is kept; undefined when this node keeps no streams (`--history-size 0`). */
+  stream(topic: string): Promise<StreamView | undefined>;
 }
