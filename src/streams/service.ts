@@ -118,6 +118,9 @@ export class StreamService {
    */
   async read(stream: string, q: RangeQuery): Promise<RangeResult> {
     const nodes = this.opts.placement.readSet(stream);
+    // Nodes past the current replicas (recent views) only add to an answer: at least one current
+    // replica must answer, or the read is unavailable (an empty extra is not "nothing kept").
+    const current = this.opts.placement.writeSet(stream).length;
     const results = await Promise.allSettled(nodes.map((node) => (node === this.opts.selfId
       ? this.opts.store.range(stream, q)
       : this.opts.calls.call(node, {
@@ -126,9 +129,9 @@ export class StreamService {
     const byId = new Map<string, StreamEntry>();
     let more = false;
     let answered = 0;
-    for (const r of results) {
+    for (const [i, r] of results.entries()) {
       if (r.status === 'rejected') continue;
-      answered++;
+      if (i < current) answered++;
       more ||= r.value.more;
       for (const e of r.value.entries) {
         const had = byId.get(e.id);
@@ -137,7 +140,7 @@ export class StreamService {
       }
     }
     if (answered === 0) {
-      throw new ChatError(ErrorCode.Unavailable, 'no replica of this stream answered; try again');
+      throw new ChatError(ErrorCode.Unavailable, 'no replica of this stream answered; try again later');
     }
     let entries = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     if (entries.length > q.limit) {
