@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { MESSAGE_ID_PATTERN } from '../protocol/index.js';
+import { crockfordBytes, crockfordNumber } from '../util/index.js';
 import type { Clock } from '../util/index.js';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32, in code-point order
@@ -23,7 +24,7 @@ export function idTime(id: string): number {
 
 /** The smallest id made at wall-clock ms `t` or later (a bound for range reads by time). */
 export function idAtTime(t: number): string {
-  return encode(Math.max(0, Math.floor(t)), 10) + '0'.repeat(16);
+  return crockfordNumber(Math.max(0, Math.floor(t)), 10) + '0'.repeat(16);
 }
 
 /**
@@ -40,7 +41,7 @@ export class MessageClock {
   private readonly tag: string;
 
   constructor(private readonly clock: Clock, tag?: string) {
-    this.tag = tag ?? encodeBytes(randomBytes(8)).slice(0, 12);
+    this.tag = tag ?? crockfordBytes(randomBytes(8)).slice(0, 12);
     if (!/^[0-9A-HJKMNP-TV-Z]{12}$/.test(this.tag)) throw new TypeError('a clock tag is 12 Crockford base32 characters');
   }
 
@@ -57,7 +58,7 @@ export class MessageClock {
       this.lastTime++;
       this.counter = 0;
     }
-    return encode(this.lastTime, 10) + encode(this.counter, 4) + this.tag;
+    return crockfordNumber(this.lastTime, 10) + crockfordNumber(this.counter, 4) + this.tag;
   }
 
   /** Moves the clock past `id` (a message this node received or stored). Ignores malformed ids. */
@@ -74,29 +75,4 @@ export class MessageClock {
       this.counter = c;
     }
   }
-}
-
-function encode(n: number, width: number): string {
-  let out = '';
-  for (let i = 0; i < width; i++) {
-    out = ALPHABET[n % 32]! + out;
-    n = Math.floor(n / 32);
-  }
-  return out;
-}
-
-function encodeBytes(bytes: Uint8Array): string {
-  let out = '';
-  let acc = 0;
-  let bits = 0;
-  for (const b of bytes) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += ALPHABET[(acc >> bits) & 31]!;
-    }
-    acc &= (1 << bits) - 1;
-  }
-  return out;
 }

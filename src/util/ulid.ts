@@ -30,7 +30,7 @@ export class UlidGenerator {
       this.lastTime = t;
       this.rand.set(this.random(10));
     }
-    return encodeTime(t) + encodeRandom(this.rand);
+    return encodeTime(t) + crockfordBytes(this.rand);
   }
 
   private increment(): void {
@@ -59,17 +59,22 @@ function pooledRandom(): (n: number) => Uint8Array {
   };
 }
 
-function encodeTime(t: number): string {
+/** `n` (a non-negative integer) as `width` Crockford base32 digits, most significant first. */
+export function crockfordNumber(n: number, width: number): string {
   let out = '';
-  for (let i = 0; i < 10; i++) {
-    out = ALPHABET[t % 32]! + out;
-    t = Math.floor(t / 32);
+  for (let i = 0; i < width; i++) {
+    out = ALPHABET[n % 32]! + out;
+    n = Math.floor(n / 32);
   }
   return out;
 }
 
-function encodeRandom(bytes: Uint8Array): string {
-  // 80 bits = 16 base32 characters, 5 bits each, big-endian.
+function encodeTime(t: number): string {
+  return crockfordNumber(t, 10);
+}
+
+/** Bytes as Crockford base32, 5 bits per character, big-endian (a partial last group is dropped). */
+export function crockfordBytes(bytes: Uint8Array): string {
   let out = '';
   let acc = 0;
   let bits = 0;
