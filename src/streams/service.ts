@@ -37,6 +37,13 @@ export interface StreamServiceOptions {
   readonly maxReplyBytes?: number;
 }
 
+/** Entries waiting to leave for one peer, and the writes waiting for its answer. */
+interface Outbound {
+  readonly entries: ReturnType<typeof toEntryMsg>[];
+  bytes: number;
+  readonly waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+}
+
 /** How long a stream counts as "receiving a hand-off" after an offer was answered, at most, in ms. */
 const RECEIVING_MS = 60_000;
 
@@ -53,6 +60,9 @@ export class StreamService {
   private readonly maxReplyBytes: number;
   /** Settles once every local append called so far has (the store applies them in call order). */
   private appended: Promise<unknown> = Promise.resolve();
+  /** Appends to peers collected in this event-loop turn, per node: one call (and one answer) each. */
+  private readonly outbox = new Map<string, Outbound>();
+  private flushing = false;
 
   constructor(private readonly opts: StreamServiceOptions) {
     this.maxReplyBytes = opts.maxReplyBytes ?? 1024 * 1024;
@@ -84,9 +94,7 @@ export class StreamService {
       }
     }
     try {
-      await Promise.all([...byNode].map(([node, list]) => (node === this.opts.selfId
-        ? this.appendLocal(list)
-        : this.opts.calls.call(node, { append: { entries: list.map(toEntryMsg) } }))));
+      await Promise.all([...byNode].map(([node, list]) => (node === this.opts.selfId ? this.appendLocal(list) : this.appendRemote(node, list))));
     } catch (err) {
       // Replicas that did confirm keep the message (in history); it must not come out of the
       // mailbox as if it had been stored, since the sender is told it failed.
@@ -97,6 +105,43 @@ export class StreamService {
     }
     this.opts.stats.replicatedWrites++;
     this.opts.onWriteLatency?.(this.opts.monotonic() - started);
+  }
+
+  /**
+   * Queues entries for one peer; everything queued for it in this turn leaves as one append call
+   * (at most ~1 MiB: a bigger one is sent at once and a new one started). Calls to one peer leave
+   * and are answered in order, so writes resolve in the order they were made.
+   */
+  private appendRemote(node: string, items: readonly StreamItem[]): Promise<void> {
+    let box = this.outbox.get(node);
+    if (!box) this.outbox.set(node, box = { entries: [], bytes: 0, waiters: [] });
+    for (const it of items) {
+      box.entries.push(toEntryMsg(it));
+      box.bytes += it.entry.frame.length + 96;
+    }
+    const done = new Promise<void>((resolve, reject) => box.waiters.push({ resolve, reject }));
+    if (box.bytes >= 1024 * 1024) {
+      this.outbox.delete(node);
+      this.send(node, box);
+    } else if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
+    return done;
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    const boxes = [...this.outbox];
+    this.outbox.clear();
+    for (const [node, box] of boxes) this.send(node, box);
+  }
+
+  private send(node: string, box: Outbound): void {
+    this.opts.calls.call(node, { append: { entries: box.entries } }).then(
+      () => { for (const w of box.waiters) w.resolve(); },
+      (err: unknown) => { for (const w of box.waiters) w.reject(err); },
+    );
   }
 
   private appendLocal(items: readonly StreamItem[]): Promise<void> {
