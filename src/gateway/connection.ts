@@ -1,17 +1,18 @@
 import type { WebSocket } from 'ws';
 import type { Authenticator } from '../auth/index.js';
-import { roomTopic, userTopic, topicName } from '../core/index.js';
-import type { Router, Subscriber, Topic } from '../core/index.js';
+import { roomTopic, userTopic } from '../core/index.js';
+import type { Router, Subscriber } from '../core/index.js';
 import type { Logger } from '../log.js';
 import {
-  BAD_SINCE, ChatError, CloseCode, ErrorCode, FrameError, MAX_WATCHED_PER_CONNECTION, RATE_LIMITED_NOTICE_INTERVAL_MS,
+  BAD_SINCE, ChatError, CloseCode, ErrorCode, FrameError, RATE_LIMITED_NOTICE_INTERVAL_MS,
   decodeClientFrameBytes, encodeServerFrame,
 } from '../protocol/index.js';
-import type { ClientFrame, HelloFrame, PresenceStatus, RefreshFrame, ServerFrame } from '../protocol/index.js';
+import type { ClientFrame, HelloFrame, RefreshFrame, ServerFrame } from '../protocol/index.js';
 import { TokenBucket } from '../util/index.js';
 import type { Clock, UlidGenerator } from '../util/index.js';
 import type { MessageClock, StreamService, StreamStats } from '../streams/index.js';
 import { publishToRoom, readHistory, sendDirect, syncDevice } from './messaging.js';
+import { Watches } from './watching.js';
 import type { Sender } from './messaging.js';
 import { BadFrameWindow } from './bad-frame-window.js';
 import { TokenExpiry } from './token-expiry.js';
@@ -71,7 +72,7 @@ export class ClientConnection implements Subscriber, Sender {
   /** Frames for this connection between its subscription and its welcome: the welcome goes first. */
   private early: string[] | undefined;
   private earlyBytes = 0;
-  private readonly watched = new Set<string>();
+  private readonly watches: Watches;
   private readonly bucket: TokenBucket;
   private readonly badFrames: BadFrameWindow;
   /** Monotonic time before which no further `rate_limited` notice is sent. */
@@ -81,9 +82,6 @@ export class ClientConnection implements Subscriber, Sender {
   private readonly expiry: TokenExpiry;
   /** Resolves when the underlying socket has closed. */
   readonly socketClosed: Promise<void>;
-  private readonly onPresence = (topic: Topic, online: boolean): void => {
-    this.send({ type: 'presence_change', user: topicName(topic), status: online ? 'online' : 'offline' });
-  };
 
   constructor(
     private readonly ws: WebSocket,
@@ -95,6 +93,13 @@ export class ClientConnection implements Subscriber, Sender {
     this.bucket = new TokenBucket({ ratePerSec: ctx.opts.rateLimitPerSec, burst: ctx.opts.rateLimitBurst, clock: ctx.clock });
     this.badFrames = new BadFrameWindow({ max: Math.max(1, Math.floor(ctx.opts.maxBadFrames)), windowMs: ctx.opts.badFrameWindowMs, clock: ctx.clock });
     this.expiry = new TokenExpiry(ctx.clock, () => this.expired());
+    this.watches = new Watches({
+      router: ctx.router,
+      send: (frame) => this.send(frame),
+      ack: (id, extra) => this.ack(id, extra),
+      fail: (err, id) => this.fail(err, id),
+      closed: () => this.state === 'closed',
+    });
     this.helloTimer = setTimeout(() => this.reject('no hello within the deadline'), ctx.opts.helloTimeoutMs);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => { this.alive = true; });
@@ -421,59 +426,15 @@ export class ClientConnection implements Subscriber, Sender {
       case 'history':
         return readHistory(this.ctx, this, frame);
       case 'presence':
-        this.ctx.router.online(frame.users.map(userTopic)).then(
-          (map) => {
-            const users = statusRecord(frame.users, (u) => map.get(userTopic(u)) === true);
-            this.send(frame.id === undefined ? { type: 'presence', users } : { type: 'presence', id: frame.id, users });
-          },
-          (err: unknown) => this.fail(err, frame.id),
-        );
-        return;
+        return this.watches.query(frame.users, frame.id);
       case 'watch':
-        return this.watch(frame.users, frame.id);
+        return this.watches.watch(frame.users, frame.id);
       case 'unwatch':
-        for (const u of frame.users) {
-          if (this.watched.delete(u)) this.ctx.router.unwatch(userTopic(u), this.onPresence);
-        }
+        this.watches.unwatch(frame.users);
         return this.ack(frame.id);
       case 'refresh':
         return this.refresh(frame);
     }
-  }
-
-  private watch(users: readonly string[], id: string | undefined): void {
-    const fresh = users.filter((u) => !this.watched.has(u));
-    if (this.watched.size + fresh.length > MAX_WATCHED_PER_CONNECTION) {
-      throw new ChatError(ErrorCode.BadRequest, `a connection may watch at most ${MAX_WATCHED_PER_CONNECTION} users (watching ${this.watched.size})`);
-    }
-    for (const u of fresh) this.watched.add(u);
-    // A watch completes asynchronously; by then the client may have unwatched or gone. Whatever
-    // is no longer wanted is unregistered here, so no registration outlives its connection.
-    Promise.allSettled(users.map((u) => this.ctx.router.watch(userTopic(u), this.onPresence))).then((results) => {
-      let failure: unknown;
-      results.forEach((r, i) => {
-        const u = users[i]!;
-        if (r.status === 'rejected') {
-          failure ??= r.reason;
-          return;
-        }
-        if (this.state === 'closed' || !this.watched.has(u)) this.ctx.router.unwatch(userTopic(u), this.onPresence);
-      });
-      if (this.state === 'closed') return;
-      if (failure !== undefined) {
-        // The frame failed as a whole: undo the users it added (not those watched before it).
-        for (const u of fresh) {
-          if (this.watched.delete(u)) this.ctx.router.unwatch(userTopic(u), this.onPresence);
-        }
-        return this.fail(failure, id);
-      }
-      this.ack(id, { users: statusRecord(users, (_u, i) => (results[i] as PromiseFulfilledResult<boolean>).value) });
-    });
-  }
-
-  private unwatchAll(): void {
-    for (const u of this.watched) this.ctx.router.unwatch(userTopic(u), this.onPresence);
-    this.watched.clear();
   }
 
   private cleanup(): void {
@@ -489,7 +450,7 @@ export class ClientConnection implements Subscriber, Sender {
       this.ctx.router.unsubscribe(userTopic(this.user!), this);
       for (const room of this.rooms) this.ctx.router.unsubscribe(roomTopic(room), this);
       this.rooms.clear();
-      this.unwatchAll();
+      this.watches.clear();
     }
     this.onClosed(this);
   }
@@ -506,10 +467,4 @@ function requestIdOf(data: Buffer): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function statusRecord(users: readonly string[], online: (u: string, i: number) => boolean): Record<string, PresenceStatus> {
-  const out: Record<string, PresenceStatus> = Object.create(null) as Record<string, PresenceStatus>;
-  users.forEach((u, i) => { out[u] = online(u, i) ? 'online' : 'offline'; });
-  return out;
 }
