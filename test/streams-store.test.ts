@@ -170,6 +170,26 @@ function suite(name: string, make: Make): void {
     t.same(s.totals(), { streams: 0, messages: 0, pending: 0, trimmed: 5 });
   });
 
+  t.test(`${name}: a long stream trimmed by many at once, then one at a time`, async (t) => {
+    let now = T0 + 200_000;
+    const s = await make(t, { maxPerStream: 100, ttlMs: 100_000, maxMessages: 100_000 }, () => now);
+    const x = Array.from({ length: 200 }, (_, i) => mkId(T0 + 100_000 + i * 1_000));
+    const marked = (i: number) => i % 3 === 0;
+    await s.append(x.slice(0, 180).map((id, i) => item('u:long', id, { pending: marked(i) })));
+    t.same(idsOf(await s.range('u:long', all())), x.slice(80, 180), '80 trimmed at once');
+    for (let i = 180; i < 200; i++) await s.append([item('u:long', x[i]!, { pending: marked(i) })]);
+    t.same(idsOf(await s.range('u:long', all())), x.slice(100, 200), 'then one at a time');
+    await s.clearPending('u:long', x.slice(150, 160));
+    t.equal(await s.sweep(T0 + 370_000), 70, 'a sweep drops 70 at once');
+    t.same(idsOf(await s.range('u:long', all())), x.slice(170, 200));
+    const d = s.digest('u:long')!;
+    t.same([d.count, d.pending, d.oldest, d.newest], [30, 10, x[170], x[199]]);
+    now = T0 + 390_500;
+    await s.append([item('u:long', x[199]!)]);
+    t.same(idsOf(await s.range('u:long', all())), x.slice(191, 200), 'an append drops the expired of its stream');
+    t.same(s.totals(), { streams: 1, messages: 9, pending: 3, trimmed: 191 });
+  });
+
   t.test(`${name}: over maxMessages the globally oldest go first`, async (t) => {
     const s = await make(t, { ...LOOSE, maxMessages: 5 }, () => T0);
     const x = ids(10);

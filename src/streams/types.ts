@@ -74,7 +74,11 @@ export interface StoreTotals {
   readonly streams: number;
   readonly messages: number;
   readonly pending: number;
-  /** Entries dropped by the bounds: per-stream size, age, and the store-wide cap. */
+  /**
+   * Entries dropped by the bounds (per-stream size, age, the store-wide cap; an entry over a bound
+   * when it arrives counts too) since this store object was opened. Not persisted; `drop` is not
+   * counted.
+   */
   readonly trimmed: number;
 }
 
@@ -108,7 +112,10 @@ export interface StreamStore {
   clearPending(stream: string, ids: readonly string[]): Promise<void>;
   /** Forgets a whole stream (after a hand-off moved it to its replicas). */
   drop(stream: string): Promise<void>;
-  /** The digest of a stream, or undefined when it holds nothing. Synchronous: kept in memory. */
+  /**
+   * The digest of a stream, or undefined when it holds nothing. Synchronous: kept in memory (the
+   * disk store's may already include a write being committed).
+   */
   digest(stream: string): StreamDigest | undefined;
   /** Every stream that holds at least one entry, in no particular order (a snapshot). */
   streams(): string[];

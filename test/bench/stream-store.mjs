@@ -7,10 +7,11 @@
 //             disk store writes what queued up during one fsync in the next);
 //   trimming  appends/s once every stream is full (maxPerStream = N/S): each entry trims one;
 //   range     newest-50 reads/s (`range(stream, {limit: 50, from: 'newest'})`, like `history`);
-//   memory    RSS growth per 100k stored entries (after a GC when run with --expose-gc, which the
-//             parent does);
-//   disk      bytes on disk per entry (du after close), and the time to open the N-entry store
-//             (keys-only scan that rebuilds the digests), and RSS of the reopened store.
+//   memory    RSS and V8 heap growth per 100k stored entries (after a GC: the parent runs each
+//             store with --expose-gc);
+//   disk      bytes on disk per entry (du after close), the time to open the N-entry store (a
+//             keys-only scan that rebuilds the digests), and the V8 heap that reopened store holds
+//             (its in-memory index).
 // Frames are ~150 B (a `message` frame with a 64 B body), as in store-engines.mjs.
 // Run: npx tsc -p tsconfig.json && node test/bench/stream-store.mjs [N] [S]
 import { execFileSync } from 'node:child_process';
@@ -35,6 +36,7 @@ const frame = (i) => `{"type":"message","msg":"${idOf(i)}","from":"user${i % S}"
 const itemOf = (i) => ({ stream: streamOf(i), entry: { id: idOf(i), with: `user${i % S}`, frame: frame(i), pending: i % 4 === 0 } });
 const batchOf = (from, to) => { const b = []; for (let i = from; i < to; i++) b.push(itemOf(i)); return b; };
 const rssMb = () => { globalThis.gc?.(); return process.memoryUsage().rss / 2 ** 20; };
+const heapMb = () => { globalThis.gc?.(); return process.memoryUsage().heapUsed / 2 ** 20; };
 const du = (dir) => Number(execFileSync('du', ['-sb', dir]).toString().split('\t')[0]);
 const perSec = (n, ms) => Math.round((n / ms) * 1000);
 
@@ -45,6 +47,7 @@ async function measure(kind) {
   const now = () => T0 + 10 * N;
   const open = () => (kind === 'memory' ? new MemoryStreamStore(limits, now) : openLevelStreamStore(dir, limits, now));
   const rss0 = rssMb();
+  const heap0 = heapMb();
   let store = await open();
   // fill: 3/4 sequential, 1/4 by parallel callers
   const seqN = Math.floor((N * 3) / 4 / BATCH) * BATCH;
@@ -64,6 +67,7 @@ async function measure(kind) {
   const parallelMs = performance.now() - t;
   const parallelBatches = store.writeBatches === undefined ? undefined : store.writeBatches - batches0;
   const rssFull = rssMb();
+  const heapFull = heapMb();
   // range: newest 50 of a stream
   t = performance.now();
   let got = 0;
@@ -86,16 +90,18 @@ async function measure(kind) {
     stored: totals.messages,
     trimmed: totals.trimmed,
     rssMbPer100k: +(((rssFull - rss0) / N) * 100_000).toFixed(1),
+    heapMbPer100k: +(((heapFull - heap0) / N) * 100_000).toFixed(1),
   };
   if (kind === 'disk') {
     await store.close();
+    store = undefined; // so that the heap measured next does not hold its index
     result.bytesPerMessage = Math.round(du(dir) / totals.messages);
-    const rssBefore = rssMb();
+    const heapBefore = heapMb();
     t = performance.now();
     store = await open();
     result.openMs = Math.round(performance.now() - t);
     result.openedMessages = store.totals().messages;
-    result.indexRssMb = +(rssMb() - rssBefore).toFixed(1);
+    result.indexHeapMb = +(heapMb() - heapBefore).toFixed(1);
   }
   await store.close();
   rmSync(dir, { recursive: true, force: true });

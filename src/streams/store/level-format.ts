@@ -18,8 +18,9 @@ import { StreamIndex } from './stream-index.js';
 /** The database as the stream store opens it: string keys and values. */
 export type StreamDb = ClassicLevel<string, string>;
 
-/** Key of the format marker, and the marker of this layout. */
+/** Key of the format marker. */
 export const FORMAT_KEY = 'v';
+/** The format marker of this layout (a store with another one is refused at open). */
 export const FORMAT = 'chatmesh-streams/1';
 
 const ID_LENGTH = 26;
@@ -134,8 +135,13 @@ export async function readRange(db: StreamDb, stream: string, query: RangeQuery)
   }
   const more = found.length > query.limit;
   if (more) found.length = query.limit;
-  const pending = query.pendingOnly || found.length === 0 ? found.map(() => true) : await db.hasMany(found.map((e) => entryKey('p', stream, e.id)));
-  const entries: StreamEntry[] = found.map((e, i) => ({ id: e.id, with: e.with, frame: e.frame, pending: pending[i]! }));
+  let marked: Set<string> | undefined;
+  if (!query.pendingOnly && found.length > 0) {
+    // The pending marks of the window read: one range of (few) small keys.
+    const [lo, hi] = query.from === 'newest' ? [found[found.length - 1]!.id, found[0]!.id] : [found[0]!.id, found[found.length - 1]!.id];
+    marked = new Set((await db.keys({ gte: entryKey('p', stream, lo), lte: entryKey('p', stream, hi) }).all()).map(idOfKey));
+  }
+  const entries: StreamEntry[] = found.map((e) => ({ id: e.id, with: e.with, frame: e.frame, pending: marked?.has(e.id) ?? true }));
   if (query.from === 'newest') entries.reverse();
   return { entries, more };
 }

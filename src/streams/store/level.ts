@@ -60,6 +60,8 @@ export class LevelStreamStore implements StreamStore {
   private closing: Promise<void> | undefined;
   private failed: Error | undefined;
   private batches = 0;
+  /** Range reads in progress, which close() lets finish. */
+  private readonly reads = new Set<Promise<unknown>>();
 
   /** Use {@link openLevelStreamStore}. */
   constructor(
@@ -82,7 +84,9 @@ export class LevelStreamStore implements StreamStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.enqueue((d) => d.append(items));
+    // Copied: the call runs later, with the group it joins.
+    const copy = items.slice();
+    return this.enqueue((d) => d.append(copy));
   }
 
   range(stream: string, query: RangeQuery): Promise<RangeResult> {
@@ -92,7 +96,11 @@ export class LevelStreamStore implements StreamStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return readRange(this.db, stream, query);
+    const read = readRange(this.db, stream, query);
+    this.reads.add(read);
+    const done = () => this.reads.delete(read);
+    read.then(done, done);
+    return read;
   }
 
   clearPending(stream: string, ids: readonly string[]): Promise<void> {
@@ -101,7 +109,8 @@ export class LevelStreamStore implements StreamStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.enqueue((d) => d.clearPending(stream, ids));
+    const copy = ids.slice();
+    return this.enqueue((d) => d.clearPending(stream, copy));
   }
 
   drop(stream: string): Promise<void> {
@@ -124,10 +133,14 @@ export class LevelStreamStore implements StreamStore {
     return this.index.totals();
   }
 
-  /** Writes what is queued, then closes the database (releasing its lock). Idempotent. */
+  /**
+   * Refuses new calls, lets the queued writes and the reads in progress finish, then closes the
+   * database (releasing its lock). Idempotent.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.flushing;
+      await Promise.allSettled(this.reads);
       await this.db.close();
     })();
     return this.closing;
