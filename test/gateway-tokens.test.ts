@@ -20,6 +20,7 @@ async function connectWithToken(url: string, token: string): Promise<TestClient>
   await c.opened;
   c.send({ type: 'hello', token });
   await c.next('welcome');
+  await c.next('synced');
   return c;
 }
 

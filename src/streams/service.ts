@@ -35,6 +35,8 @@ export interface StreamServiceOptions {
   readonly onForeignAppend?: (stream: string) => void;
   /** Most bytes of frames in one read answer to a peer; more are left for the next page. Default 1 MiB. */
   readonly maxReplyBytes?: number;
+  /** After the first current replica answered a read, how long the others may still take, ms. Default 500. */
+  readonly readGraceMs?: number;
 }
 
 /** Entries waiting to leave for one peer, and the writes waiting for its answer. */
@@ -58,6 +60,7 @@ export class StreamService {
   /** Streams whose hand-off to this node is in progress, until when (monotonic ms). */
   private readonly receiving = new Map<string, number>();
   private readonly maxReplyBytes: number;
+  private readonly readGraceMs: number;
   /** Settles once every local append called so far has (the store applies them in call order). */
   private appended: Promise<unknown> = Promise.resolve();
   /** Appends to peers collected in this event-loop turn, per node: one call (and one answer) each. */
@@ -66,6 +69,7 @@ export class StreamService {
 
   constructor(private readonly opts: StreamServiceOptions) {
     this.maxReplyBytes = opts.maxReplyBytes ?? 1024 * 1024;
+    this.readGraceMs = opts.readGraceMs ?? 500;
   }
 
   get store(): StreamStore {
@@ -166,11 +170,11 @@ export class StreamService {
     // Nodes past the current replicas (recent views) only add to an answer: at least one current
     // replica must answer, or the read is unavailable (an empty extra is not "nothing kept").
     const current = this.opts.placement.writeSet(stream).length;
-    const results = await Promise.allSettled(nodes.map((node) => (node === this.opts.selfId
+    const results = await this.gather(nodes.map((node) => (node === this.opts.selfId
       ? this.opts.store.range(stream, q)
       : this.opts.calls.call(node, {
         read: { stream, after: q.after ?? '', before: q.before ?? '', with: q.with ?? '', pendingOnly: q.pendingOnly ?? false, limit: q.limit, newest: q.from === 'newest' },
-      }).then((r) => ({ entries: (r.range?.entries ?? []).map((m) => fromEntryMsg(m).entry), more: r.range?.more ?? false })))));
+      }).then((r) => ({ entries: (r.range?.entries ?? []).map((m) => fromEntryMsg(m).entry), more: r.range?.more ?? false })))), current);
     const byId = new Map<string, StreamEntry>();
     let more = false;
     let answered = 0;
@@ -194,6 +198,34 @@ export class StreamService {
     }
     for (const e of entries) this.opts.observe(e.id);
     return { entries, more };
+  }
+
+  /**
+   * Settles the reads; once a current replica (index < `current`) has answered, the others get
+   * `readGraceMs` more, then count as not answered: every replica holds every acked message, so a
+   * hung one must not hold up a device's sync for the whole call timeout.
+   */
+  private gather<T>(reads: Array<Promise<T>>, current: number): Promise<Array<PromiseSettledResult<T>>> {
+    const results: Array<PromiseSettledResult<T> | undefined> = reads.map(() => undefined);
+    return new Promise((resolve) => {
+      let left = reads.length;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        clearTimeout(timer);
+        resolve(results.map((r) => r ?? { status: 'rejected', reason: new Error('no answer within the read grace') }));
+      };
+      reads.forEach((p, i) => {
+        p.then((value) => { results[i] = { status: 'fulfilled', value }; }, (reason: unknown) => { results[i] = { status: 'rejected', reason }; })
+          .finally(() => {
+            if (--left === 0) return finish();
+            if (i < current && results[i]!.status === 'fulfilled' && timer === undefined) {
+              timer = setTimeout(finish, this.readGraceMs);
+              timer.unref();
+            }
+          });
+      });
+      if (left === 0) finish();
+    });
   }
 
   /** Clears mailbox marks on every replica (best effort: a lost clear replays a message once more). */
