@@ -121,9 +121,10 @@ t.test('history: the newest 50 on opening a conversation, "load older" pages bac
   const stored = page.locator('#messages [data-testid="msg"][data-status="stored"]');
   await stored.waitFor();
   t.match(await stored.locator('[data-testid="msg-status"]').textContent(), /^stored\b.*\bcarol connects$/, 'the stored ack says when it will be delivered');
-  const carol = await client(t, ws, 'carol');
+  const { c: carol, synced } = await connectAs(ws, 'carol');
+  t.teardown(() => carol.close());
   t.match(await carol.next('message'), { from: 'alice', to: 'carol', body: 'hello carol' }, 'carol gets it from her mailbox');
-  t.match(await carol.next('synced'), { count: 1 });
+  t.match(synced, { count: 1 });
   t.same(errors, [], 'no page errors');
 });
 

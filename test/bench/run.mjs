@@ -2,10 +2,20 @@
 // End-to-end benchmark of chatmesh: `npm run bench` (builds, then runs this file).
 //
 // Starts 3 node processes (dist/cli.js, static discovery, all on 127.0.0.1) and a load generator
-// in its own process (loadgen.mjs), then runs two scenarios of direct messages between
+// in its own process (loadgen.mjs), then runs scenarios of direct messages between
 // sender/receiver pairs:
-//   cross  senders on node 0, receivers on nodes 1 and 2 (every message crosses the mesh)
-//   same   senders and receivers on node 0 (nodes 1 and 2 run idle)
+//   cross          senders on node 0, receivers on nodes 1 and 2 (every message crosses the mesh);
+//                  node defaults: every DM kept in 2 streams on 2 replicas, in memory, before the ack
+//   cross-nostore  the same load on nodes run with --history-size 0 (storage off)
+//   cross-disk     the same load on nodes run with --data-dir (a fresh temp dir each, removed after):
+//                  kept on disk, fsynced before the ack
+//   same           senders and receivers on node 0 (nodes 1 and 2 run idle)
+// The report prints cross/same and, for the cost of storage, cross/cross-nostore (memory/off) and
+// cross-disk/cross-nostore (disk/off): CPU per delivered message and throughput. Compare ratios
+// measured in the same run (identical runs on a busy machine differ by up to 40%).
+// Just the storage rows: BENCH_SCENARIOS=cross-nostore,cross,cross-disk npm run bench
+// The stream bench (RSS per 100k stored messages, mailbox replay rate, hand-off rate):
+//   BENCH_SCENARIOS=streams npm run bench   (or: npm run build && node test/bench/streams-bench.mjs)
 // Each scenario gets a fresh 3-node cluster (so its RSS and profile are its own) and measures:
 //   1. saturation: closed loop, BENCH_WINDOW un-acked sends per sender; delivered messages/s
 //   2. latency at half of that rate: open loop, paced; p50/p90/p99/max end to end
@@ -27,15 +37,16 @@
 //   BENCH_PAIRS [50]       sender/receiver pairs
 //   BENCH_WINDOW [32]      un-acked sends per sender
 //   BENCH_BODY_BYTES [64]  message body size
-//   BENCH_SCENARIOS [cross,same,membership]  also: junk (other users' latency under junk flooders)
+//   BENCH_SCENARIOS [cross-nostore,cross,cross-disk,same,membership]
+//                          also: streams (stream bench, several minutes), junk (other users' latency under junk flooders)
 //   BENCH_BASE_PORT [0]    0: free ports picked at random; else HTTP P+i, mesh P+100+i, admin P+200+i
 //   BENCH_PROFILE [0]      1: run the nodes with --cpu-prof, write profiles next to the results and
 //                          print the top self-time functions of each node
-//   BENCH_TIMEOUT [300]    hard limit of the whole run, seconds
+//   BENCH_TIMEOUT [60 + 60 per scenario, 600 for streams]  hard limit of the whole run, seconds
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -58,6 +69,8 @@ function envNum(name, def, { min = 0, max = Infinity } = {}) {
   return n;
 }
 
+const DEFAULT_SCENARIOS = 'cross-nostore,cross,cross-disk,same,membership';
+const scenarioList = (process.env.BENCH_SCENARIOS || DEFAULT_SCENARIOS).split(',').map((s) => s.trim()).filter(Boolean);
 const cfg = {
   seconds: envNum('BENCH_SECONDS', 8, { min: 1, max: 120 }),
   warmup: envNum('BENCH_WARMUP', 2, { min: 0, max: 60 }),
@@ -66,14 +79,17 @@ const cfg = {
   bodyBytes: envNum('BENCH_BODY_BYTES', 64, { min: 16, max: 16_000 }),
   basePort: envNum('BENCH_BASE_PORT', 0, { min: 0, max: 65_000 }),
   profile: process.env.BENCH_PROFILE === '1' || process.env.BENCH_PROFILE === 'true',
-  timeout: envNum('BENCH_TIMEOUT', 300, { min: 10, max: 3600 }),
-  scenarios: (process.env.BENCH_SCENARIOS || 'cross,same,membership').split(',').map((s) => s.trim()).filter(Boolean),
+  // About a minute a scenario on a busy 2-core machine; the stream bench (two 3-node fills of 100k messages) up to 10.
+  timeout: envNum('BENCH_TIMEOUT', 60 + scenarioList.reduce((t, s) => t + (s === 'streams' ? 600 : 60), 0), { min: 10, max: 3600 }),
+  scenarios: scenarioList,
 };
+/** Load scenarios (runScenario) → the storage of their nodes: node defaults (memory), off, disk. */
+const LOAD_SCENARIOS = { cross: 'memory', 'cross-nostore': 'off', 'cross-disk': 'disk', same: 'memory' };
 /** Scenarios that are benchmarks of their own, run as a child process: name → file beside this one. */
-const CHILD_BENCHES = { membership: 'membership-bench.mjs', junk: 'junk-flood.mjs' };
+const CHILD_BENCHES = { membership: 'membership-bench.mjs', junk: 'junk-flood.mjs', streams: 'streams-bench.mjs' };
 for (const s of cfg.scenarios) {
-  if (s !== 'cross' && s !== 'same' && !(s in CHILD_BENCHES)) {
-    process.stderr.write(`bench: unknown scenario "${s}" in BENCH_SCENARIOS (cross, same, ${Object.keys(CHILD_BENCHES).join(', ')})\n`);
+  if (!(s in LOAD_SCENARIOS) && !(s in CHILD_BENCHES)) {
+    process.stderr.write(`bench: unknown scenario "${s}" in BENCH_SCENARIOS (${[...Object.keys(LOAD_SCENARIOS), ...Object.keys(CHILD_BENCHES)].join(', ')})\n`);
     process.exit(2);
   }
 }
@@ -137,9 +153,22 @@ async function cleanup() {
   await Promise.all([...children].map((c) => stopChild(c)));
 }
 
+/** Data dirs of cross-disk nodes not yet removed (removed after their cluster stops, or at exit). */
+const tempDirs = new Set();
+
+function removeTempDir(dir) {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch (err) {
+    process.stderr.write(`bench: could not remove ${dir}: ${err.message}\n`);
+  }
+  tempDirs.delete(dir);
+}
+
 // Last resort, synchronous: nothing may outlive the runner.
 process.on('exit', () => {
   for (const c of children) if (alive(c)) c.kill('SIGKILL');
+  for (const d of tempDirs) removeTempDir(d);
 });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(sig, () => {
@@ -256,7 +285,18 @@ async function getJson(url, timeoutMs = 1000) {
   }
 }
 
-async function startCluster(label) {
+/** Storage flags of one node: `storage` is 'memory' (node defaults), 'off' or 'disk' (a fresh temp dir). */
+function storageArgs(storage, label, id) {
+  if (storage === 'off') return { args: ['--history-size', '0'] };
+  if (storage === 'disk') {
+    const dir = mkdtempSync(join(tmpdir(), `chatmesh-bench-${label}-${id}-`));
+    tempDirs.add(dir);
+    return { args: ['--data-dir', dir], dir };
+  }
+  return { args: [] };
+}
+
+async function startCluster(label, storage = 'memory') {
   const ports = await pickPorts();
   const peers = ports.map((p) => `${HOST}:${p.mesh}`).join(',');
   const nodes = [];
@@ -268,13 +308,14 @@ async function startCluster(label) {
       mkdirSync(profileDir, { recursive: true });
       nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${label}-${id}.cpuprofile`);
     }
+    const store = storageArgs(storage, label, id);
     const child = track(spawn(process.execPath, [
-      ...nodeArgs, cli, 'node', '--id', id, '--host', HOST,
+      ...nodeArgs, cli, 'node', '--id', id, '--host', HOST, ...store.args,
       '--http-port', String(p.http), '--mesh-port', String(p.mesh), '--admin-port', String(p.admin),
       '--discovery', 'static', '--peers', peers, '--auth', 'dev', '--log-level', 'warn',
       '--rate-limit', '1000000', '--rate-burst', '1000000',
     ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }), `node ${id}`);
-    const node = { id, ...p, child, pid: child.pid, lines: [], shown: 0, suppressed: 0 };
+    const node = { id, ...p, child, pid: child.pid, lines: [], shown: 0, suppressed: 0, dataDir: store.dir };
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on('line', (line) => {
         node.lines.push(line);
@@ -316,6 +357,29 @@ async function startCluster(label) {
 async function stopCluster(nodes) {
   for (const n of nodes) n.stopping = true;
   await Promise.all(nodes.map((n) => stopChild(n.child, 10_000)));
+  for (const n of nodes) if (n.dataDir) removeTempDir(n.dataDir);
+}
+
+/** Stream-store totals over the nodes, from /metrics (null fields when a node did not answer). */
+async function storeTotals(nodes) {
+  const want = { storedMessages: 'chatmesh_stored_messages', trimmed: 'chatmesh_store_trimmed_total', replicationFailures: 'chatmesh_replication_failures_total' };
+  const out = Object.fromEntries(Object.keys(want).map((k) => [k, 0]));
+  for (const n of nodes) {
+    let text;
+    try {
+      const ac = new AbortController();
+      const t = setTimeout(() => ac.abort(), 2000);
+      text = await (await fetch(`http://${HOST}:${n.http}/metrics`, { signal: ac.signal })).text();
+      clearTimeout(t);
+    } catch {
+      return Object.fromEntries(Object.keys(want).map((k) => [k, null]));
+    }
+    for (const [k, metric] of Object.entries(want)) {
+      const m = new RegExp(`^${metric} (\\S+)$`, 'm').exec(text);
+      out[k] += m ? Number(m[1]) : 0;
+    }
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------ load generator
@@ -372,8 +436,11 @@ function startLoadgen() {
 // ------------------------------------------------------------------ scenarios
 
 async function runScenario(name) {
-  log(`\n== scenario ${name}: ${name === 'cross' ? 'senders on b0, receivers on b1/b2' : 'senders and receivers on b0 (b1, b2 idle)'}`);
-  const nodes = await startCluster(name);
+  const storage = LOAD_SCENARIOS[name];
+  const cross = name.startsWith('cross');
+  const storageText = { memory: 'streams in memory (node defaults)', off: 'storage off (--history-size 0)', disk: 'streams on disk (--data-dir, fsync before ack)' }[storage];
+  log(`\n== scenario ${name}: ${cross ? 'senders on b0, receivers on b1/b2' : 'senders and receivers on b0 (b1, b2 idle)'}; ${storageText}`);
+  const nodes = await startCluster(name, storage);
   const pids = nodes.map((n) => n.pid);
   const rssPeak = nodes.map(() => 0);
   const rssTimer = setInterval(() => {
@@ -389,7 +456,7 @@ async function runScenario(name) {
     const senders = [];
     for (let i = 0; i < cfg.pairs; i++) {
       const r = `${name}-r${i}`;
-      receivers.push({ user: r, url: url(name === 'cross' ? 1 + (i % 2) : 0) });
+      receivers.push({ user: r, url: url(cross ? 1 + (i % 2) : 0) });
       senders.push({ user: `${name}-s${i}`, url: url(0), to: r });
     }
     const ready = await lg.call({ cmd: 'setup', receivers, senders, bodyBytes: cfg.bodyBytes }, 'ready', 60_000);
@@ -424,13 +491,17 @@ async function runScenario(name) {
 
     const rss = nodes.map((n, i) => ({ node: n.id, ...readRss(n.pid), peakSampledMiB: rssPeak[i] }));
     log(`  RSS at end: ${rss.map((r) => `${r.node} ${r.rssMiB} MiB`).join(', ')}`);
+    // The stores at the end: once a stream holds --history-size entries, every append also trims.
+    const store = storage === 'off' ? undefined : await storeTotals(nodes);
+    if (store) log(`  stores at end: ${store.storedMessages} entries, ${store.trimmed} trimmed by the bounds, ${store.replicationFailures} failed replicated writes`);
     for (const [label, r] of [['saturation', sat], ['paced', paced]]) {
       const t = r.totals;
-      const bad = Object.keys(t.errors).length || t.missing || (t.ackStatus.offline ?? 0) || !r.drained || t.skippedWindowFull || t.lagCapped;
+      // Every receiver is online: `stored` (or `offline`) acks mean the routes were not what the scenario assumes.
+      const bad = Object.keys(t.errors).length || t.missing || (t.ackStatus.offline ?? 0) || (t.ackStatus.stored ?? 0) || !r.drained || t.skippedWindowFull || t.lagCapped;
       if (bad) log(`  WARNING ${label}: ${JSON.stringify(t)} drained=${r.drained}`);
     }
     await lg.call({ cmd: 'close' }, 'closed', 10_000).catch(() => undefined);
-    return { scenario: name, saturation: sat, paced, rss };
+    return { scenario: name, storage, saturation: sat, paced, rss, ...(store && { store }) };
   } finally {
     clearInterval(rssTimer);
     await stopChild(lg.child, 3000);
@@ -499,10 +570,30 @@ function report(results) {
     lines.push(`ratio cross/same: throughput ${ratios.throughput}  |  p50 ${ratios.p50}  |  p99 ${ratios.p99}  (latency at each scenario's own 50% rate)`);
     lines.push(`                  node CPU per msg: all nodes ${ratios.nodeCpuPerMsgAll}  |  b0 ${ratios.nodeCpuPerMsgB0}`);
   }
+  // The cost of keeping messages: the same cross load with storage in memory / on disk vs off.
+  for (const [key, on, label] of [['storeMemoryVsOff', 'cross', 'memory/off'], ['storeDiskVsOff', 'cross-disk', 'disk/off']]) {
+    const off = by['cross-nostore'];
+    if (!by[on] || !off) continue;
+    const q = (a, b) => (a != null && b ? +(a / b).toFixed(3) : null);
+    const r = {
+      nodeCpuPerMsgAll: q(usPerMsg(by[on].saturation, [0, 1, 2]), usPerMsg(off.saturation, [0, 1, 2])),
+      nodeCpuPerMsgB0: q(usPerMsg(by[on].saturation, [0]), usPerMsg(off.saturation, [0])),
+      nodeCpuPerMsgPacedAll: q(usPerMsg(by[on].paced, [0, 1, 2]), usPerMsg(off.paced, [0, 1, 2])),
+      throughput: q(by[on].saturation.deliveredPerSec, off.saturation.deliveredPerSec),
+      p50: q(by[on].paced.latencyMs.p50, off.paced.latencyMs.p50),
+      p99: q(by[on].paced.latencyMs.p99, off.paced.latencyMs.p99),
+      rssAll: q(by[on].rss.reduce((a, x) => a + (x.rssMiB ?? 0), 0), off.rss.reduce((a, x) => a + (x.rssMiB ?? 0), 0)),
+    };
+    ratios[key] = r;
+    lines.push('-'.repeat(w + 12 * names.length));
+    lines.push(`ratio ${on}/cross-nostore (storage ${label}): node CPU per msg at sat., all nodes ${r.nodeCpuPerMsgAll} (aim <= 1.5)  |  b0 ${r.nodeCpuPerMsgB0}  |  paced, all ${r.nodeCpuPerMsgPacedAll}`);
+    lines.push(`${' '.repeat(6 + on.length + 15)}throughput ${r.throughput}  |  p50 ${r.p50}  |  p99 ${r.p99} (each at its own 50% rate)  |  RSS, all nodes ${r.rssAll}`);
+  }
   lines.push('');
   lines.push(`NOTE: the load generator and all 3 nodes share this machine's ${cpus().length} cores; the numbers are`);
-  lines.push('      for comparing runs and scenarios, not absolute capacity. In "same", b1/b2 idle, so b0 and the');
-  lines.push('      loadgen have the cores to themselves; in "cross" b1/b2 also compete for them. If the loadgen\'s CPU');
+  lines.push('      for comparing runs and scenarios, not absolute capacity. In "same", b1/b2 hold no clients, so b0 and the');
+  lines.push('      loadgen have most of the cores (with storage on, b1/b2 still keep stream replicas); in "cross" b1/b2 also');
+  lines.push('      compete for them. Storage on/off ratios compare cross runs of the same run only. If the loadgen\'s CPU');
   lines.push('      is near 100% of a core (or its event-loop utilization near 1), the loadgen, not the server, limits the rate.');
   lines.push('      "other processes" is CPU used by anything else on the machine (e.g. a concurrent test run): well above');
   lines.push('      0 means the run was disturbed; rerun on a quiet machine.');
