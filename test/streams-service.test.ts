@@ -148,7 +148,7 @@ t.test('an append at a node that is not a replica is kept and handed on, then dr
   const { id, items } = dm('alice', 'bob', 'stray');
   // Another node's view put `stray` in the replica set: it sent the entry there.
   await stray.service.serve(sender.id, {
-    id: 0, body: 'append', append: { entries: [{ stream: 'u:bob', id, with: 'alice', frame: items[0]!.entry.frame, pending: true }], handoff: false, last: false },
+    id: 0, body: 'append', append: { entries: [{ stream: 'u:bob', id, with: 'alice', frame: items[0]!.entry.frame, pending: true }], handoff: false, last: false, clears: [] },
   });
   t.same(stray.foreign, ['u:bob'], 'the stray append is noticed');
   t.equal(stray.store.digest('u:bob')?.count, 1, 'and kept');

@@ -98,7 +98,7 @@ t.test('placement: a member change moves only streams whose ranking it touches; 
   let now = 0;
   const p = new Placement({ selfId: 'n0', replicas: 2, monotonic: () => now, recentViewMs: 1000 });
   p.membersChanged(['n0', 'n1', 'n2']);
-  const before = new Map<string, string[]>();
+  const before = new Map<string, readonly string[]>();
   for (let i = 0; i < 1000; i++) before.set(`u:${i}`, p.writeSet(`u:${i}`));
   p.membersChanged(['n0', 'n1', 'n2', 'n3']);
   let moved = 0;

@@ -42,8 +42,18 @@ function invalidSummary(s: { stream?: unknown; oldest?: unknown; newest?: unknow
 export function invalidStreamCall(c: StreamCall__Output | null | undefined): string | undefined {
   if (!c || !Number.isSafeInteger(c.id) || c.id < 0) return 'streamCall: bad id';
   switch (c.body) {
-    case 'append':
-      return invalidEntries(c.append?.entries, 'streamCall append');
+    case 'append': {
+      const bad = invalidEntries(c.append?.entries, 'streamCall append');
+      if (bad) return bad;
+      const clears = c.append!.clears;
+      if (!Array.isArray(clears) || clears.length > MAX_STREAM_ITEMS) return 'streamCall append: bad clears';
+      for (const k of clears) {
+        if (!k || !isTopic(k.stream) || !Array.isArray(k.ids) || k.ids.length > MAX_STREAM_ITEMS || !k.ids.every((id) => STREAM_MSG_ID.test(id))) {
+          return 'streamCall append: bad clear';
+        }
+      }
+      return undefined;
+    }
     case 'read': {
       const r = c.read;
       if (!r || !isTopic(r.stream) || !optionalMsgId(r.after) || !optionalMsgId(r.before) || !optionalUser(r.with)) return 'streamCall read: bad range';

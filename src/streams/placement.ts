@@ -24,6 +24,8 @@ export class Placement {
   /** Earlier views, newest first, with when they ended. */
   private recent: Array<{ view: Rendezvous; endedAt: number }> = [];
   private readonly recentViewMs: number;
+  /** Write sets computed under the current view (a ranking costs a sort of the members). */
+  private readonly cache = new Map<string, string[]>();
 
   constructor(private readonly opts: PlacementOptions) {
     this.current = new Rendezvous([opts.selfId]);
@@ -41,6 +43,7 @@ export class Placement {
     this.recent.unshift({ view: this.current, endedAt: now });
     this.recent = this.recent.filter((r) => now - r.endedAt <= this.recentViewMs).slice(0, 8);
     this.current = new Rendezvous(members);
+    this.cache.clear();
   }
 
   /** The live members now. */
@@ -49,8 +52,14 @@ export class Placement {
   }
 
   /** The nodes a write to `stream` must reach: its replicas, rank order. Fewer when fewer are live. */
-  writeSet(stream: string): string[] {
-    return this.current.ranking(stream, this.opts.replicas);
+  writeSet(stream: string): readonly string[] {
+    let set = this.cache.get(stream);
+    if (!set) {
+      if (this.cache.size >= 100_000) this.cache.clear();
+      set = this.current.ranking(stream, this.opts.replicas);
+      this.cache.set(stream, set);
+    }
+    return set;
   }
 
   /** Whether this node is one of `stream`'s replicas now. */
@@ -60,7 +69,7 @@ export class Placement {
 
   /** The nodes a read of `stream` asks: its replicas now, then live replicas of recent earlier views. */
   readSet(stream: string): string[] {
-    const out = this.writeSet(stream);
+    const out = [...this.writeSet(stream)];
     const now = this.opts.monotonic();
     for (const r of this.recent) {
       if (now - r.endedAt > this.recentViewMs) break;

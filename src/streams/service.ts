@@ -42,6 +42,8 @@ export interface StreamServiceOptions {
 /** Entries waiting to leave for one peer, and the writes waiting for its answer. */
 interface Outbound {
   readonly entries: ReturnType<typeof toEntryMsg>[];
+  /** Mailbox marks to clear there, by stream (they ride along with the entries, or alone). */
+  readonly clears: Map<string, string[]>;
   bytes: number;
   readonly waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
 }
@@ -117,8 +119,7 @@ export class StreamService {
    * and are answered in order, so writes resolve in the order they were made.
    */
   private appendRemote(node: string, items: readonly StreamItem[]): Promise<void> {
-    let box = this.outbox.get(node);
-    if (!box) this.outbox.set(node, box = { entries: [], bytes: 0, waiters: [] });
+    const box = this.box(node);
     for (const it of items) {
       box.entries.push(toEntryMsg(it));
       box.bytes += it.entry.frame.length + 96;
@@ -127,11 +128,19 @@ export class StreamService {
     if (box.bytes >= 1024 * 1024) {
       this.outbox.delete(node);
       this.send(node, box);
-    } else if (!this.flushing) {
+    }
+    return done;
+  }
+
+  /** The outbox of a peer for this turn (a flush is scheduled with the first). */
+  private box(node: string): Outbound {
+    let box = this.outbox.get(node);
+    if (!box) this.outbox.set(node, box = { entries: [], clears: new Map(), bytes: 0, waiters: [] });
+    if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
     }
-    return done;
+    return box;
   }
 
   private flush(): void {
@@ -142,7 +151,13 @@ export class StreamService {
   }
 
   private send(node: string, box: Outbound): void {
-    this.opts.calls.call(node, { append: { entries: box.entries } }).then(
+    const clears = [...box.clears].map(([stream, ids]) => ({ stream, ids }));
+    if (box.waiters.length === 0) {
+      // Only clears: nobody waits for them (a lost clear replays a message once more at worst).
+      if (clears.length > 0) this.opts.calls.tell(node, { append: { entries: [], clears } });
+      return;
+    }
+    this.opts.calls.call(node, { append: { entries: box.entries, clears } }).then(
       () => { for (const w of box.waiters) w.resolve(); },
       (err: unknown) => { for (const w of box.waiters) w.reject(err); },
     );
@@ -235,7 +250,10 @@ export class StreamService {
       if (node === this.opts.selfId) {
         this.opts.store.clearPending(stream, ids).catch((err: unknown) => this.opts.log.warn({ err, stream }, 'could not clear mailbox marks'));
       } else {
-        this.opts.calls.tell(node, { clear: { stream, ids: [...ids] } });
+        const box = this.box(node);
+        const list = box.clears.get(stream);
+        if (list) list.push(...ids);
+        else box.clears.set(stream, [...ids]);
       }
     }
   }
@@ -262,7 +280,9 @@ export class StreamService {
         const a = call.append!;
         const items = a.entries.map(fromEntryMsg);
         for (const it of items) this.opts.observe(it.entry.id);
-        await this.appendLocal(items);
+        const appended = items.length > 0 ? this.appendLocal(items) : Promise.resolve();
+        const cleared = a.clears.map((k) => store.clearPending(k.stream, k.ids));
+        await Promise.all([appended, ...cleared]);
         const streams = new Set(items.map((it) => it.stream));
         if (a.handoff && a.last) for (const s of streams) this.receiving.delete(s);
         // Kept, never dropped: a stream this node is not a replica of (in its view) is handed on.
