@@ -115,7 +115,8 @@ t.test('watches still in flight when their connection closes leave no pin or lis
 });
 
 t.test('an owner node that stops answering: the sender gets error unavailable, with its id', async (t) => {
-  const mesh = new MemoryMesh(t, { nodes: 1, deps: { mesh: { deliveryTimeoutMs: 300, lookupTimeoutMs: 300, streamCallTimeoutMs: 300 } } });
+  // Storage off: this is about the delivery to a hung owner (a hung stream replica is in streams-mesh.test.ts).
+  const mesh = new MemoryMesh(t, { nodes: 1, input: { historySize: 0 }, deps: { mesh: { deliveryTimeoutMs: 300, lookupTimeoutMs: 300 } } });
   await mesh.startAll();
   const node = mesh.node(0);
   // A peer that completes the handshake, claims a connection of zed, then never answers anything.
