@@ -67,8 +67,12 @@ export class ClientConnection implements Subscriber, Sender {
   /** Reading stopped for good (1008): the close is not waited for. */
   private readingStopped = false;
   private readonly rooms = new Set<string>();
-  /** While the mailbox or a resume is replayed: message ids written live meanwhile (not sent twice). */
-  private liveDuringReplay: Set<string> | undefined;
+  /**
+   * From the welcome until a while after `synced`: the direct-message ids written to this
+   * connection (live or replayed), so that a message both replayed and delivered live in that
+   * window is written once, whichever comes first.
+   */
+  private recentIds: Set<string> | undefined;
   /** Frames for this connection between its subscription and its welcome: the welcome goes first. */
   private early: string[] | undefined;
   private earlyBytes = 0;
@@ -126,10 +130,14 @@ export class ClientConnection implements Subscriber, Sender {
       this.close(CloseCode.SlowConsumer, 'slow consumer: send buffer full');
       return false;
     }
+    if (this.recentIds && data.startsWith(MESSAGE_HEAD)) {
+      const id = data.slice(MESSAGE_HEAD.length, MESSAGE_HEAD.length + 26);
+      if (this.recentIds.has(id)) return true; // written already (replayed, then live, or the reverse)
+      if (this.recentIds.size < MAX_RECENT_IDS) this.recentIds.add(id);
+    }
     this.cork();
     this.ws.send(data);
     this.ctx.stats.framesOut++;
-    if (this.liveDuringReplay && data.startsWith(MESSAGE_HEAD)) this.liveDuringReplay.add(data.slice(MESSAGE_HEAD.length, MESSAGE_HEAD.length + 26));
     return true;
   }
 
@@ -148,7 +156,7 @@ export class ClientConnection implements Subscriber, Sender {
 
   /** Whether a message id was written live during the replay. */
   seen(id: string): boolean {
-    return this.liveDuringReplay?.has(id) ?? false;
+    return this.recentIds?.has(id) ?? false;
   }
 
   /** Sender: whether this connection joined the room. */
@@ -321,7 +329,7 @@ export class ClientConnection implements Subscriber, Sender {
     // Frames that arrive meanwhile wait in `pending`, as before the hello was checked; messages
     // for the connection meanwhile wait in `early`, so that the welcome is its first frame.
     this.early = [];
-    this.liveDuringReplay = new Set();
+    this.recentIds = new Set();
     await this.ctx.router.subscribe(userTopic(user), this);
     if (this.state !== 'auth') return; // closed meanwhile
     this.state = 'ready';
@@ -331,7 +339,10 @@ export class ClientConnection implements Subscriber, Sender {
     const welcome = { type: 'welcome' as const, user, node: this.ctx.nodeId, session: this.session };
     this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
     for (const data of early) this.write(data);
-    void syncDevice(this.ctx, user, hello.since, this).finally(() => { this.liveDuringReplay = undefined; });
+    // Live deliveries of replayed messages can still be under way when `synced` goes out.
+    void syncDevice(this.ctx, user, hello.since, this).finally(() => {
+      setTimeout(() => { this.recentIds = undefined; }, RECENT_IDS_AFTER_SYNC_MS).unref();
+    });
     const pending = this.pending;
     this.pending = [];
     for (const data of pending) this.onFrame(data);
@@ -455,6 +466,11 @@ export class ClientConnection implements Subscriber, Sender {
     this.onClosed(this);
   }
 }
+
+/** How long after `synced` a connection still drops a second copy of a message id, ms. */
+const RECENT_IDS_AFTER_SYNC_MS = 10_000;
+/** Most message ids a connection remembers for that (a replay is at most --history-size). */
+const MAX_RECENT_IDS = 100_000;
 
 /** How every direct message frame starts (encodeMessage); the message id follows. */
 const MESSAGE_HEAD = '{"type":"message","msg":"';
