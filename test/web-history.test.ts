@@ -142,6 +142,8 @@ t.test('reconnect: a node restart loses nothing on screen and shows nothing twic
   t.match(await erin.request({ type: 'publish', id: 'p1', room: 'den', body: 'room before' }), { status: 'delivered' });
   await openDm(page, 'erin');
   await post(page, 'dm before');
+  // Acked first: the server gives ids in the order it receives sends, and the page shows id order.
+  await page.locator('#messages [data-testid="msg"][data-status="delivered"]').first().waitFor();
   for (const body of ['live 1', 'live 2']) await erin.request({ type: 'send', id: body, to: 'dora', body });
   const before = await waitShown(page, 3);
   t.same(bodies(before), ['dm before', 'live 1', 'live 2'], 'three messages before the restart');
