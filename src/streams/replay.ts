@@ -6,7 +6,6 @@
  * slow-consumer bound.
  */
 import type { StreamService } from './service.js';
-import type { StreamEntry } from './types.js';
 
 /** The device being replayed to. */
 export interface ReplaySink {
@@ -42,7 +41,7 @@ export async function replay(streams: StreamService, user: string, since: string
       }
       streams.clear(stream, cleared);
       if (!page.more || page.entries.length === 0) return true;
-      after = (page.entries[page.entries.length - 1] as StreamEntry).id;
+      after = page.entries[page.entries.length - 1]!.id;
       await sink.drained();
     }
   };
