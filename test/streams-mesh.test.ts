@@ -162,6 +162,12 @@ t.test('resume with since replays what came after it, then synced; an unknown si
   const all = await connectSynced(mesh.node(1), 'bob', '00000000000000000000000000');
   t.same(all.replayed.map((f) => f['body']), ['one', 'two', 'three', 'reply']);
   await all.c.close();
+  // A well-formed since that the stream does not hold (here: one just above the first message,
+  // so "after it" would skip nothing but be a guess): the whole kept stream too.
+  const unknown = (got['msg'] as string).slice(0, 25) + ((got['msg'] as string).endsWith('Z') ? 'Y' : 'Z');
+  const whole = await connectSynced(mesh.node(1), 'bob', unknown);
+  t.same(whole.replayed.map((f) => f['body']), ['one', 'two', 'three', 'reply'], 'an unknown since replays the whole kept stream');
+  await whole.c.close();
 });
 
 t.test('history pages a conversation back with before/limit/more, and a room only for members', async (t) => {

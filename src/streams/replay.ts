@@ -45,10 +45,32 @@ export async function replay(streams: StreamService, user: string, since: string
       await sink.drained();
     }
   };
+  // An unknown or expired `since` replays the whole kept stream (protocol.md).
+  const from = since !== undefined && await holds(streams, stream, since) ? since : undefined;
   if (since === undefined) {
     await run({ pendingOnly: true });
-  } else if (await run({ pendingOnly: true, before: since })) {
-    await run({ pendingOnly: false, after: since });
+  } else if (from === undefined) {
+    await run({ pendingOnly: false });
+  } else if (await run({ pendingOnly: true, before: from })) {
+    await run({ pendingOnly: false, after: from });
   }
   return count;
+}
+
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** Whether the stream keeps message `id`: the first entry after the id just below it is `id`. */
+async function holds(streams: StreamService, stream: string, id: string): Promise<boolean> {
+  const below = predecessor(id);
+  if (below === undefined) return false;
+  const page = await streams.read(stream, { after: below, limit: 1, from: 'oldest' });
+  return page.entries[0]?.id === id;
+}
+
+/** The greatest id below `id` (same length and alphabet), or undefined for the smallest id. */
+function predecessor(id: string): string | undefined {
+  let i = id.length - 1;
+  while (i >= 0 && id[i] === '0') i--;
+  if (i < 0) return undefined;
+  return id.slice(0, i) + ALPHABET[ALPHABET.indexOf(id[i]!) - 1]! + 'Z'.repeat(id.length - i - 1);
 }
