@@ -7,6 +7,7 @@ import type { GatewayStats } from './gateway/index.js';
 import { GrpcTransport } from './mesh/index.js';
 import type { MeshRouter, MeshTransport, PeerLink } from './mesh/index.js';
 import { StreamStats } from './streams/stats.js';
+import type { StoreTotals } from './streams/index.js';
 import type { Clock } from './util/index.js';
 
 /** Where the numbers come from. */
@@ -23,7 +24,7 @@ export interface StatsSources {
   /** The stream layer's counters and its store's totals; absent: every stream statistic is 0. */
   readonly streams?: {
     readonly stats: StreamStats;
-    totals(): { streams: number; messages: number; pending: number; trimmed: number };
+    totals(): StoreTotals;
   };
 }
 
@@ -35,7 +36,7 @@ export interface NodeStats {
 }
 
 const NO_TRANSPORT_COUNTERS = { connectionsRefused: 0, handshakeTimeouts: 0, callsUnauthenticated: 0, callsRefused: 0 } as const;
-const NO_STORE_TOTALS = { streams: 0, messages: 0, pending: 0, trimmed: 0 } as const;
+const NO_STORE_TOTALS: StoreTotals = { streams: 0, messages: 0, states: 0, pending: 0, trimmed: 0 };
 
 /** Creates the statistics view of a node. `view` may be called at any time. */
 export function createNodeStats(src: StatsSources): NodeStats {
@@ -83,7 +84,8 @@ export function createNodeStats(src: StatsSources): NodeStats {
         mailboxReplayed: ss.mailboxReplayed, resumeReplayed: ss.resumeReplayed, historyReads: ss.historyReads,
         replicatedWrites: ss.replicatedWrites, replicationFailures: ss.replicationFailures,
         handoffStreams: ss.handoffStreams, handoffEntries: ss.handoffEntries, handoffsInProgress: ss.handoffsInProgress,
-        storeTrimmed: st.trimmed,
+        storeTrimmed: st.trimmed, storedStates: st.states ?? 0,
+        membershipsChanged: g.membershipsChanged, readMarks: g.readMarks, typingForwarded: g.typingForwarded, typingDropped: g.typingDropped,
       };
     },
   };

@@ -15,14 +15,15 @@ import { startHttpServer } from './http/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics/index.js';
 import type { Logger } from './log.js';
-import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions, loadMeshTls } from './mesh/index.js';
+import { GrpcTransport, MeshRouter, PeerManager, defaultLinkOptions, listNodeUrls, loadMeshTls } from './mesh/index.js';
 import type { GrpcTransportOptions, LinkOptions, MeshRouterOptions, MeshTransport, NodeIdentity, PeerLink } from './mesh/index.js';
 import { NodeLifecycle } from './lifecycle.js';
 import { createNodeStats } from './node-stats.js';
+import { Accounts } from './accounts/index.js';
 import { MessageClock, NodeStreams } from './streams/index.js';
 import { createStreamStore } from './streams/store/index.js';
 import type { StreamCallsPort, StreamStore } from './streams/index.js';
-import { UlidGenerator, systemClock } from './util/index.js';
+import { UlidGenerator, defaultPublicUrl, systemClock } from './util/index.js';
 import type { Clock } from './util/index.js';
 
 /** A running node. */
@@ -37,8 +38,8 @@ export interface ChatNode {
   readonly adminPort: number;
   readonly stats: GatewayStats;
   readonly router: MeshRouter;
-  /** The stream layer; undefined with storage off (`--history-size 0`). */
-  readonly streams: NodeStreams | undefined;
+  /** The stream layer (with `--history-size 0` it keeps accounts only). */
+  readonly streams: NodeStreams;
   readonly peers: PeerManager;
   readonly discovery: Discovery;
   /** True once every listener is up and discovery has run once, while discovery is healthy (Consul
@@ -79,21 +80,22 @@ export async function startNode(input: NodeConfigInput = {}, deps: NodeDeps = {}
   const config = resolveNodeConfig(input);
   const clock = deps.clock ?? systemClock;
   // First, so that a data dir that cannot be opened stops the node before it listens anywhere.
-  const store = config.historySize === 0 ? undefined : deps.store ?? await createStreamStore({
+  // With --history-size 0 no message is kept, but accounts (memberships, read markers) are.
+  const store = deps.store ?? await createStreamStore({
     ...(config.dataDir !== undefined && { dataDir: config.dataDir }),
-    limits: { maxPerStream: config.historySize, ttlMs: config.historyTtlMs, maxMessages: config.maxStoredMessages },
+    limits: { maxPerStream: Math.max(1, config.historySize), ttlMs: config.historyTtlMs, maxMessages: config.maxStoredMessages },
     now: () => clock.now(),
   });
   try {
     return await wire(config, clock, store, deps);
   } catch (err) {
-    await store?.close();
+    await store.close();
     throw err;
   }
 }
 
 /** Builds and starts every part of a node around its (opened) store. */
-async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undefined, deps: NodeDeps): Promise<ChatNode> {
+async function wire(config: NodeConfig, clock: Clock, store: StreamStore, deps: NodeDeps): Promise<ChatNode> {
   const incarnation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const health = createHealth();
   // The mesh port serves only the Mesh service (health and reflection are on the admin port).
@@ -117,7 +119,8 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
   // The one map of up links: the peer manager writes it, the router reads it.
   const links = new Map<string, PeerLink>();
   const messageIds = new MessageClock(clock);
-  const streams: NodeStreams | undefined = store && new NodeStreams({
+  const keepsMessages = config.historySize > 0;
+  const streams = new NodeStreams({
     selfId: id, replicas: config.replicas, store, log, now: () => clock.now(), monotonic: () => clock.monotonic(),
     calls: (): StreamCallsPort => router.streamCalls,
     observe: (msg) => messageIds.observe(msg),
@@ -132,7 +135,8 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
     clock,
     onDeliveryLatency: (ms) => metrics?.observeDelivery(ms),
     onMessageSeen: (msg) => messageIds.observe(msg),
-    ...(streams && { serveStream: (peer, call) => streams.serve(peer, call), onMembersChanged: (m) => streams.membersChanged(m) }),
+    serveStream: (peer, call) => streams.serve(peer, call),
+    onMembersChanged: (m) => streams.membersChanged(m),
   });
   const stats = new GatewayStats();
   const gateway = new Gateway({
@@ -141,7 +145,8 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
     auth: createAuthenticator({ mode: config.auth, jwtSecret: config.jwtSecret, clock }),
     ids: new UlidGenerator(clock),
     messageIds,
-    ...(streams && { streams: streams.service, streamStats: streams.stats }),
+    ...(keepsMessages && { streams: streams.service, streamStats: streams.stats }),
+    accounts: new Accounts({ streams: streams.service, nextId: () => messageIds.next() }),
     clock,
     log,
     opts: config.gateway,
@@ -152,7 +157,7 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
   // `discovery` is built below; nothing reads it before `discovered` turns true.
   const serving = (): boolean => discovered && !lifecycle?.draining && discovery.status().healthy;
   const nodeStats = createNodeStats({
-    id, incarnation, clock, router, gateway: stats, transport, links, draining: () => lifecycle?.draining ?? false, ...(streams && { streams }),
+    id, incarnation, clock, router, gateway: stats, transport, links, draining: () => lifecycle?.draining ?? false, streams,
   });
   const statsView = (): NodeStatsView => nodeStats.view();
   const nodeMetrics = createMetrics(statsView);
@@ -166,8 +171,11 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
       ...(discovered ? { discovery: { kind: config.discovery, ...discovery.status() } } : {}),
       peers: peers ? peers.upLinks().size : 0, members: router.liveMembers().length,
     }),
+    // `self` is set in the same microtask chain as the listen, so before any request is handled.
+    nodes: () => listNodeUrls(lifecycle?.draining ? undefined : { id, url: self.publicUrl! }, links.values()),
   });
-  const self: NodeIdentity = { id, incarnation, advertise, httpPort: http.port, adminPort: config.adminPort };
+  const publicUrl = config.publicUrl ?? defaultPublicUrl(config.advertise, http.port);
+  const self: NodeIdentity = { id, incarnation, advertise, httpPort: http.port, adminPort: config.adminPort, publicUrl };
   const discovery = deps.discovery
     ? deps.discovery({ id, advertise: config.advertise, meshPort, httpPort: http.port, incarnation })
     : config.discovery === 'consul'
@@ -207,7 +215,7 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
     members: () => router.liveMembers(),
     stats: statsView,
     drain: () => lifecycle!.drain(),
-    stream: (topic) => (streams ? streams.service.describe(topic) : Promise.resolve(undefined)),
+    stream: (topic) => (keepsMessages ? streams.service.describe(topic) : Promise.resolve(undefined)),
   };
   const admin = await startAdminServer(adminTarget, { host: config.host, port: config.adminPort, token: config.adminToken, health });
   if (config.adminToken === undefined && config.host !== '127.0.0.1') {
@@ -215,7 +223,7 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
   }
   lifecycle = new NodeLifecycle({
     log, health, gateway, router, discovery, peers, transport, listeners: [http, admin], connections: () => stats.connections,
-    closeLast: streams ? [() => streams.close()] : [],
+    closeLast: [() => streams.close()],
   });
   await discovery.start();
   peers.start();
@@ -224,7 +232,7 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore | undef
   discovery.onStatusChange(() => {
     if (!lifecycle!.draining) setHealth(health, serving() ? 'SERVING' : 'NOT_SERVING');
   });
-  log.info({ httpPort: http.port, meshPort, adminPort: admin.port, host: config.host, advertise, incarnation, discovery: config.discovery },
+  log.info({ httpPort: http.port, meshPort, adminPort: admin.port, host: config.host, advertise, publicUrl, incarnation, discovery: config.discovery },
     `chatmesh node ${id} listening on http://${config.host}:${http.port}`);
 
   return {

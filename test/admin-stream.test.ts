@@ -267,10 +267,12 @@ t.test('stream statistics: 0 without a stream layer, read from its counters and 
 
 t.test('the registry and /metrics: every stream field, in Stats order, and the store latency histogram', async (t) => {
   const keys = STAT_FIELDS.map((f) => f.key);
-  t.same(keys.slice(keys.indexOf('streamAppends')), [...STREAM_KEYS], 'appended at the end, in admin.proto order');
+  t.same(keys.slice(keys.indexOf('streamAppends'), keys.indexOf('storeTrimmed') + 1), [...STREAM_KEYS], 'appended in one run, in admin.proto order');
+  const ACCOUNT_KEYS = ['storedStates', 'membershipsChanged', 'readMarks', 'typingForwarded', 'typingDropped'];
+  t.same(keys.slice(keys.indexOf('storedStates')), ACCOUNT_KEYS, 'the account fields follow at the end');
   const def = protoLoader.loadSync(protoPath('admin.proto'), PROTO_LOADER_OPTIONS)['chatmesh.admin.v1.Stats'] as { type: { field: Array<{ name: string; number: number }> } };
   const fields = def.type.field.filter((f) => f.number >= 52).map((f) => [f.number, f.name]);
-  t.same(fields, STREAM_KEYS.map((k, i) => [52 + i, k]), 'proto fields 52.. carry the same names (camelCased by the loader)');
+  t.same(fields, [...STREAM_KEYS, ...ACCOUNT_KEYS].map((k, i) => [52 + i, k]), 'proto fields 52.. carry the same names (camelCased by the loader)');
 
   const streams = new StreamStats();
   streams.appends = 4;

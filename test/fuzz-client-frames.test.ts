@@ -121,6 +121,11 @@ const ALLOWED_KEYS: Record<ClientFrame['type'], readonly string[]> = {
   unwatch: ['type', 'id', 'users'],
   refresh: ['type', 'id', 'token'],
   history: ['type', 'id', 'with', 'room', 'before', 'limit'],
+  rooms: ['type', 'id'],
+  members: ['type', 'id', 'room', 'after', 'limit'],
+  conversations: ['type', 'id', 'before', 'limit'],
+  read: ['type', 'id', 'with', 'room', 'msg'],
+  typing: ['type', 'id', 'to', 'room'],
 };
 
 const isMsgId = (v: unknown): boolean => typeof v === 'string' && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(v);

@@ -81,18 +81,21 @@ t.test('rooms: join, publish to the others, no_subscribers, not_member, leave', 
   const c = (await connectAs(url, 'carol')).c;
   t.teardown(() => Promise.all([a1, a2, b, c].map((x) => x.close())));
 
-  t.same(await a1.request({ type: 'join', id: 'j1', room: 'lobby' }), { type: 'ack', id: 'j1' });
-  const alone = await a1.request({ type: 'publish', id: 'p0', room: 'lobby', body: 'anyone?' });
-  t.equal(alone['status'], 'no_subscribers');
+  t.same(await c.request({ type: 'join', id: 'j0', room: 'solo' }), { type: 'ack', id: 'j0' });
+  const alone = await c.request({ type: 'publish', id: 'p0', room: 'solo', body: 'anyone?' });
+  t.equal(alone['status'], 'no_subscribers', 'no other connection of any member');
   t.ok(alone['msg']);
 
+  // Membership belongs to the user: a1's join makes every device of alice a member.
+  t.same(await a1.request({ type: 'join', id: 'j1', room: 'lobby' }), { type: 'ack', id: 'j1' });
+  t.same(await a2.next('joined'), { type: 'joined', room: 'lobby' });
   await b.request({ type: 'join', id: 'j2', room: 'lobby' });
-  await a2.request({ type: 'join', id: 'j3', room: 'lobby' });
+  t.same(await a2.request({ type: 'join', id: 'j3', room: 'lobby' }), { type: 'ack', id: 'j3' }, 'joining a room one is in is acked');
   const ack = await a1.request({ type: 'publish', id: 'p1', room: 'lobby', body: 'hello all' });
   t.equal(ack['status'], 'delivered');
   const expected = { type: 'room_message', msg: ack['msg'], room: 'lobby', from: 'alice', body: 'hello all', ts: ack['ts'] };
   t.same(await b.next('room_message'), expected);
-  t.same(await a2.next('room_message'), expected, 'the publisher\'s other joined device gets it');
+  t.same(await a2.next('room_message'), expected, 'the publisher\'s other device gets it');
 
   const nm = await c.request({ type: 'publish', id: 'p2', room: 'lobby', body: 'let me in' });
   t.equal(nm['type'], 'error');

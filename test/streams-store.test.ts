@@ -68,7 +68,7 @@ function suite(name: string, make: Make): void {
     t.same(idsOf(r), [a, b]);
     t.equal(r.entries[0]!.frame, `{"msg":"${a}"}`, 'the first copy is kept');
     t.same(s.digest('u:alice')!.count, 2);
-    t.same(s.totals(), { streams: 1, messages: 2, pending: 0, trimmed: 0 });
+    t.same(s.totals(), { streams: 1, messages: 2, states: 0, pending: 0, trimmed: 0 });
   });
 
   t.test(`${name}: pending only goes from true to false`, async (t) => {
@@ -150,7 +150,32 @@ function suite(name: string, make: Make): void {
     await s.append([item('u:a', x[5]!), item('u:b', x[0]!)]);
     t.same(idsOf(await s.range('u:a', all())), x.slice(3, 6));
     t.same(s.digest('u:a'), { count: 3, pending: 0, oldest: x[3], newest: x[5], hash: s.digest('u:a')!.hash });
-    t.same(s.totals(), { streams: 2, messages: 4, pending: 0, trimmed: 3 });
+    t.same(s.totals(), { streams: 2, messages: 4, states: 0, pending: 0, trimmed: 3 });
+  });
+
+  t.test(`${name}: a state stream keeps its newest entry, whatever its age, outside every bound`, async (t) => {
+    let now = T0;
+    const s = await make(t, { maxPerStream: 2, ttlMs: 10_000, maxMessages: 3 }, () => now);
+    const state = (stream: string, id: string, frame: string): StreamItem => ({ stream, entry: { id, with: '', frame, pending: false } });
+    const j1 = mkId(T0 - 1), j2 = mkId(T0), j0 = mkId(T0 - 5);
+    await s.append([state('a:alice/j:lobby', j1, 'join'), state('a:alice/j:dev', j1, 'join'), state('m:lobby/alice', j1, 'join')]);
+    await s.append([state('a:alice/j:lobby', j2, 'leave')]);
+    t.same((await s.range('a:alice/j:lobby', all())).entries.map((e) => [e.id, e.frame]), [[j2, 'leave']], 'the newest change wins');
+    await s.append([state('a:alice/j:lobby', j0, 'join')]);
+    t.same((await s.range('a:alice/j:lobby', all())).entries.map((e) => e.frame), ['leave'], 'an older change that arrives late is dropped');
+    t.same(s.group('a:alice'), ['a:alice/j:dev', 'a:alice/j:lobby'], 'a group lists its streams by name');
+    t.same(s.group('m:lobby'), ['m:lobby/alice']);
+    t.same(s.group('a:nobody'), []);
+    // Message streams fill the store-wide cap and age out; the state streams stay.
+    await s.append(ids(5, T0).map((id) => item('u:x', id)));
+    now = T0 + 100 * DAY;
+    t.ok(await s.sweep(now) >= 0);
+    await s.append([item('u:y', mkId(now))]);
+    t.same(s.group('a:alice'), ['a:alice/j:dev', 'a:alice/j:lobby'], 'neither the cap nor the TTL touches state streams');
+    t.equal(s.totals().states, 3);
+    t.equal(s.totals().messages, 1);
+    await s.drop('a:alice/j:dev');
+    t.same(s.group('a:alice'), ['a:alice/j:lobby']);
   });
 
   t.test(`${name}: entries past the TTL go on append and on sweep`, async (t) => {
@@ -167,7 +192,7 @@ function suite(name: string, make: Make): void {
     t.equal(s.digest('u:b'), undefined);
     t.equal(await s.sweep(T0 + 30_000), 2);
     t.same(s.streams(), []);
-    t.same(s.totals(), { streams: 0, messages: 0, pending: 0, trimmed: 5 });
+    t.same(s.totals(), { streams: 0, messages: 0, states: 0, pending: 0, trimmed: 5 });
   });
 
   t.test(`${name}: a long stream trimmed by many at once, then one at a time`, async (t) => {
@@ -187,7 +212,7 @@ function suite(name: string, make: Make): void {
     now = T0 + 390_500;
     await s.append([item('u:long', x[199]!)]);
     t.same(idsOf(await s.range('u:long', all())), x.slice(191, 200), 'an append drops the expired of its stream');
-    t.same(s.totals(), { streams: 1, messages: 9, pending: 3, trimmed: 191 });
+    t.same(s.totals(), { streams: 1, messages: 9, states: 0, pending: 3, trimmed: 191 });
   });
 
   t.test(`${name}: over maxMessages the globally oldest go first`, async (t) => {
@@ -199,7 +224,7 @@ function suite(name: string, make: Make): void {
     await s.append([item('u:d', x[6]!), item('u:d', x[7]!), item('u:d', x[8]!)]);
     t.same(s.streams().sort(), ['u:b', 'u:c', 'u:d'], 'a stream left empty is forgotten');
     t.same(idsOf(await s.range('u:c', all())), [x[5]]);
-    t.same(s.totals(), { streams: 3, messages: 5, pending: 0, trimmed: 4 });
+    t.same(s.totals(), { streams: 3, messages: 5, states: 0, pending: 0, trimmed: 4 });
     // The same id in two streams (a DM is in both users' streams): ties go by stream name.
     const ties = await make(t, { ...LOOSE, maxMessages: 2 }, () => T0);
     await ties.append([item('u:z', x[0]!), item('u:y', x[0]!)]);
@@ -212,7 +237,7 @@ function suite(name: string, make: Make): void {
     for (let b = 0; b < 40; b++) {
       await s.append(Array.from({ length: 100 }, (_, i) => item(`u:flood${b * 100 + i}`, mkId(T0 + b * 100 + i))));
     }
-    t.same(s.totals(), { streams: 500, messages: 500, pending: 0, trimmed: 3500 });
+    t.same(s.totals(), { streams: 500, messages: 500, states: 0, pending: 0, trimmed: 3500 });
     t.equal(s.digest('u:flood3499'), undefined);
     t.ok(s.digest('u:flood3500'));
   });
@@ -242,7 +267,7 @@ function suite(name: string, make: Make): void {
     await s.drop('u:unknown');
     t.same(s.streams().sort(), ['r:b', 'u:c']);
     t.same(await s.range('u:a', all()), { entries: [], more: false });
-    t.same(s.totals(), { streams: 2, messages: 2, pending: 0, trimmed: 0 });
+    t.same(s.totals(), { streams: 2, messages: 2, states: 0, pending: 0, trimmed: 0 });
     await s.append([item('u:a', x[1]!)]);
     t.same(s.digest('u:a')!.count, 1, 'a dropped stream starts again empty');
   });
@@ -297,7 +322,7 @@ t.test('disk: a reopened store has every entry, mark and digest', async (t) => {
   s = await openLevelStreamStore(dir, { ...LOOSE, maxPerStream: 5 }, () => T0);
   t.teardown(() => s.close());
   t.same({ streams: s.streams().sort(), digests: s.streams().sort().map((n) => s.digest(n)), ranges: await Promise.all(['u:a', 'u:c'].map((n) => s.range(n, all()))) }, before);
-  t.same(s.totals(), { streams: 2, messages: 9, pending: 6, trimmed: 0 }, 'trimmed counts since open');
+  t.same(s.totals(), { streams: 2, messages: 9, states: 0, pending: 6, trimmed: 0 }, 'trimmed counts since open');
   t.same(before.ranges[1]!.entries.map((e) => e.pending), [true, true, false, true, true]);
 });
 

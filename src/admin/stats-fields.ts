@@ -77,6 +77,11 @@ export const STAT_FIELDS = [
   { key: 'handoffEntries', kind: 'counter', metric: 'handoff_entries', help: 'Entries sent by stream hand-offs' },
   { key: 'handoffsInProgress', kind: 'gauge', metric: 'handoffs_in_progress', help: 'Stream hand-offs in progress' },
   { key: 'storeTrimmed', kind: 'counter', metric: 'store_trimmed', help: 'Entries dropped by the store bounds (per-stream size, age, store-wide cap)' },
+  { key: 'storedStates', kind: 'gauge', metric: 'stored_states', help: 'Account entries (memberships, read markers) kept in this node\'s store' },
+  { key: 'membershipsChanged', kind: 'counter', metric: 'memberships_changed', help: 'Joins and leaves accepted from clients of this node' },
+  { key: 'readMarks', kind: 'counter', metric: 'read_marks', help: 'Read markers accepted from clients of this node' },
+  { key: 'typingForwarded', kind: 'counter', metric: 'typing_forwarded', help: 'Typing events forwarded' },
+  { key: 'typingDropped', kind: 'counter', metric: 'typing_dropped', help: 'Typing events dropped (throttled, to a room not joined, to oneself)' },
 ] as const satisfies readonly StatField[];
 
 /** The numeric part of {@link NodeStatsView}, one number per {@link STAT_FIELDS} entry. */

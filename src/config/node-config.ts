@@ -6,6 +6,7 @@ import { defaultGatewayOptions } from '../gateway/index.js';
 import type { GatewayOptions } from '../gateway/index.js';
 import type { LogLevel } from '../log.js';
 import { LOG_LEVELS } from '../log.js';
+import { checkWsUrl } from '../util/ws-url.js';
 
 export type DiscoveryKind = 'static' | 'consul';
 
@@ -19,6 +20,12 @@ export interface NodeConfig {
   readonly advertise: string;
   /** HTTP port (WebSocket `/ws`, web client, `/healthz`, `/metrics`). Default 8080; 0 picks one. */
   readonly httpPort: number;
+  /**
+   * The WebSocket URL clients use to reach this node, as `GET /nodes` lists it (`--public-url`):
+   * a `ws://` or `wss://` URL, normalized (see `checkWsUrl`). Undefined here means the default,
+   * which the node fills in once it listens: `ws://<advertise>:<bound http port>/ws`.
+   */
+  readonly publicUrl: string | undefined;
   /** Node-to-node gRPC port. Default 7070; 0 picks one. */
   readonly meshPort: number;
   /** Admin gRPC port. Default 9090; 0 picks one. */
@@ -140,6 +147,14 @@ function port(name: string, v: number): number {
   return v;
 }
 
+/** The normalized `--public-url`, undefined for none (the node's default), or a `ConfigError`. */
+function publicUrl(v: string | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  const c = checkWsUrl(v);
+  if (c.problem !== undefined) throw new ConfigError(`--public-url must be a ws:// or wss:// URL clients can reach this node at (like wss://chat.example.com/ws): ${JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}...` : v)} ${c.problem}`);
+  return c.url;
+}
+
 /** Fills defaults and validates every field; throws `ConfigError` naming the flag. */
 export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
   const i = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as NodeConfigInput;
@@ -150,6 +165,7 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
     host,
     advertise: i.advertise ?? host,
     httpPort: port('http-port', i.httpPort ?? 8080),
+    publicUrl: publicUrl(i.publicUrl),
     meshPort,
     adminPort: port('admin-port', i.adminPort ?? 9090),
     discovery: i.discovery ?? 'static',

@@ -11,7 +11,10 @@ import type { ClientFrame, HelloFrame, RefreshFrame, ServerFrame } from '../prot
 import { TokenBucket } from '../util/index.js';
 import type { Clock, UlidGenerator } from '../util/index.js';
 import type { MessageClock, StreamService, StreamStats } from '../streams/index.js';
+import type { Accounts } from '../accounts/index.js';
 import { publishToRoom, readHistory, sendDirect, syncDevice } from './messaging.js';
+import { ConnectionRooms } from './rooms.js';
+import { TypingThrottle, forwardTyping, listConversations, listMembers, listRooms } from './account-frames.js';
 import { Watches } from './watching.js';
 import type { Sender } from './messaging.js';
 import { BadFrameWindow } from './bad-frame-window.js';
@@ -19,8 +22,6 @@ import { TokenExpiry } from './token-expiry.js';
 import type { GatewayOptions } from './options.js';
 import type { GatewayStats } from './stats.js';
 
-/** Max rooms one connection may have joined at once. */
-export const MAX_ROOMS_PER_CONNECTION = 1000;
 /** Time a client gets to answer a 1008 close before its socket is destroyed, in ms. Shorter than
  *  the usual grace: the socket stops being read at once, so a flooder costs nothing meanwhile. */
 export const POLICY_CLOSE_GRACE_MS = 1000;
@@ -36,6 +37,8 @@ export interface GatewayContext {
   readonly messageIds: MessageClock;
   /** Kept messages; undefined with storage off (`--history-size 0`). */
   readonly streams?: StreamService;
+  /** What users have: memberships, read markers, summaries (kept also with `--history-size 0`). */
+  readonly accounts: Accounts;
   readonly streamStats?: StreamStats;
   readonly clock: Clock;
   readonly log: Logger;
@@ -66,7 +69,9 @@ export class ClientConnection implements Subscriber, Sender {
   private throttled = false;
   /** Reading stopped for good (1008): the close is not waited for. */
   private readingStopped = false;
-  private readonly rooms = new Set<string>();
+  /** The user's rooms as this connection follows them, and the read markers it knows. */
+  private readonly rooms: ConnectionRooms;
+  private readonly typing: TypingThrottle;
   /**
    * From the welcome until a while after `synced`: the direct-message ids written to this
    * connection (live or replayed), so that a message both replayed and delivered live in that
@@ -104,6 +109,15 @@ export class ClientConnection implements Subscriber, Sender {
       fail: (err, id) => this.fail(err, id),
       closed: () => this.state === 'closed',
     });
+    this.rooms = new ConnectionRooms(ctx, {
+      sub: this,
+      user: () => this.user,
+      writeRaw: (data) => this.writeRaw(data),
+      ack: (id) => this.ack(id),
+      fail: (err, id) => this.fail(err, id),
+      closed: () => this.state === 'closed',
+    });
+    this.typing = new TypingThrottle(() => ctx.clock.monotonic());
     this.helloTimer = setTimeout(() => this.reject('no hello within the deadline'), ctx.opts.helloTimeoutMs);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => { this.alive = true; });
@@ -114,8 +128,17 @@ export class ClientConnection implements Subscriber, Sender {
     ws.on('error', (err) => ctx.log.debug({ err, session }, 'client socket error'));
   }
 
-  /** Subscriber: writes a frame unless the connection is closing; drops a slow consumer. */
+  /**
+   * Subscriber: writes a frame unless the connection is closing; drops a slow consumer. Account
+   * events of the user's other devices (`joined`, `left`, `read`) update the connection first.
+   */
   write(data: string): boolean {
+    if (this.state === 'closed' || this.ws.readyState !== 1 /* OPEN */) return false;
+    if (data.charCodeAt(9) !== 0x6d /* m of "message" */ && this.rooms.intercept(data)) return true;
+    return this.writeRaw(data);
+  }
+
+  private writeRaw(data: string): boolean {
     if (this.state === 'closed' || this.ws.readyState !== 1 /* OPEN */) return false;
     if (this.early) {
       this.earlyBytes += data.length;
@@ -159,7 +182,7 @@ export class ClientConnection implements Subscriber, Sender {
     return this.recentIds?.has(id) ?? false;
   }
 
-  /** Sender: whether this connection joined the room. */
+  /** Sender: whether the connection's user is a member of the room. */
   inRoom(room: string): boolean {
     return this.rooms.has(room);
   }
@@ -332,13 +355,25 @@ export class ClientConnection implements Subscriber, Sender {
     this.recentIds = new Set();
     await this.ctx.router.subscribe(userTopic(user), this);
     if (this.state !== 'auth') return; // closed meanwhile
+    // The user's rooms, before the welcome: a room message published after it reaches this device.
+    let restored = true;
+    try {
+      await this.rooms.restore();
+    } catch (err) {
+      restored = false;
+      this.ctx.log.warn({ err, user }, 'could not load an account at connect');
+    }
+    if (this.state !== 'auth') return; // closed meanwhile
     this.state = 'ready';
     const early = this.early;
     this.early = undefined;
     this.earlyBytes = 0;
     const welcome = { type: 'welcome' as const, user, node: this.ctx.nodeId, session: this.session };
     this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
-    for (const data of early) this.write(data);
+    for (const data of early) this.writeRaw(data);
+    if (!restored) {
+      this.sendError(ErrorCode.Unavailable, 'could not load your rooms and read state now; room messages will not reach this connection until you reconnect', undefined);
+    }
     // Live deliveries of replayed messages can still be under way when `synced` goes out.
     void syncDevice(this.ctx, user, hello.since, this).finally(() => {
       setTimeout(() => { this.recentIds = undefined; }, RECENT_IDS_AFTER_SYNC_MS).unref();
@@ -419,19 +454,22 @@ export class ClientConnection implements Subscriber, Sender {
       case 'send':
         return sendDirect(this.ctx, this, frame);
       case 'join':
-        if (!this.rooms.has(frame.room) && this.rooms.size >= MAX_ROOMS_PER_CONNECTION) {
-          throw new ChatError(ErrorCode.BadRequest, `a connection may join at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
-        }
-        this.rooms.add(frame.room);
-        // Acked once the room's home knows this member: a publish after the ack reaches it.
-        void this.ctx.router.subscribe(roomTopic(frame.room), this).then(() => {
-          if (this.state === 'ready') this.ack(frame.id);
-        });
-        return;
+        this.ctx.stats.membershipsChanged++;
+        return this.rooms.join(frame);
       case 'leave':
-        this.rooms.delete(frame.room);
-        this.ctx.router.unsubscribe(roomTopic(frame.room), this);
-        return this.ack(frame.id);
+        this.ctx.stats.membershipsChanged++;
+        return this.rooms.leave(frame);
+      case 'read':
+        this.ctx.stats.readMarks++;
+        return this.rooms.read(frame);
+      case 'rooms':
+        return listRooms(this.ctx, this, frame);
+      case 'members':
+        return listMembers(this.ctx, this, frame);
+      case 'conversations':
+        return listConversations(this.ctx, this, frame);
+      case 'typing':
+        return forwardTyping(this.ctx, this, frame, this.typing);
       case 'publish':
         return publishToRoom(this.ctx, this, frame);
       case 'history':
@@ -459,7 +497,6 @@ export class ClientConnection implements Subscriber, Sender {
     if (wasReady) {
       this.ctx.stats.authenticated--;
       this.ctx.router.unsubscribe(userTopic(this.user!), this);
-      for (const room of this.rooms) this.ctx.router.unsubscribe(roomTopic(room), this);
       this.rooms.clear();
       this.watches.clear();
     }

@@ -29,6 +29,13 @@ export class GatewayStats {
   tokensExpired = 0;
   /** Accepted `refresh` frames. */
   tokensRefreshed = 0;
+  /** `join`/`leave` frames that changed a membership. */
+  membershipsChanged = 0;
+  /** Accepted `read` frames. */
+  readMarks = 0;
+  /** `typing` events forwarded, and dropped (throttled, to a room not joined, to oneself). */
+  typingForwarded = 0;
+  typingDropped = 0;
 
   /** Counts one `error` frame of `code`. */
   countError(code: string): void {

@@ -16,6 +16,11 @@ export interface HttpHandlers {
   health(): Record<string, unknown>;
   /** Prometheus text for `/metrics`, or undefined when metrics are off. */
   metrics?(): Promise<{ contentType: string; body: string }>;
+  /**
+   * The live nodes' client URLs for `GET /nodes` (this node first unless it drains, then its peers
+   * by id); `/nodes` answers 404 without it. Called once per request.
+   */
+  nodes?(): ReadonlyArray<{ readonly id: string; readonly url: string }>;
 }
 
 /** Options of the HTTP server. */
@@ -35,8 +40,18 @@ const SECURITY_HEADERS = {
   'Content-Security-Policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'",
 };
 
+/** Headers of `GET /nodes`: any page (a web client served by another node) may read it, never cached. */
+const NODES_HEADERS = {
+  'Content-Type': 'application/json',
+  'Access-Control-Allow-Origin': '*',
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+};
+
 /**
- * The node's HTTP server: web client at `/`, WebSocket upgrades at `/ws`, `/healthz`, `/metrics`.
+ * The node's HTTP server: web client at `/`, WebSocket upgrades at `/ws`, `/healthz`, `/metrics`,
+ * `/nodes` (JSON `[{"id":"n1","url":"ws://host:port/ws"}]`, see `HttpHandlers.nodes`). Every path
+ * answers only GET and HEAD (405 with `Allow: GET, HEAD` otherwise).
  * Resolves once listening; `port` is the real port.
  */
 export async function startHttpServer(opts: HttpServerOptions, h: HttpHandlers): Promise<{ server: Server; port: number; close(): Promise<void> }> {
@@ -72,6 +87,12 @@ export async function startHttpServer(opts: HttpServerOptions, h: HttpHandlers):
     if (path === '/metrics' && h.metrics) {
       const m = await h.metrics();
       res.writeHead(200, { 'Content-Type': m.contentType }).end(m.body);
+      return;
+    }
+    if (path === '/nodes' && h.nodes) {
+      const body = JSON.stringify(h.nodes().map(({ id, url }) => ({ id, url })));
+      res.writeHead(200, { ...NODES_HEADERS, 'Content-Length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
     if (path === '/ws') {

@@ -14,3 +14,4 @@ export * from './resync.js';
 export { PROTOCOL_VERSION, loadMeshProto, protoPath, PROTO_LOADER_OPTIONS } from './wire.js';
 export * from './validate.js';
 export * from './stream-calls.js';
+export * from './public-url.js';

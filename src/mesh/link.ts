@@ -1,5 +1,6 @@
 import { Batcher } from '../routing/index.js';
 import { meshProof, proofMatches } from './proof.js';
+import { peerPublicUrl } from './public-url.js';
 import { MAX_BATCH_BYTES } from './transport.js';
 import type { LinkStream } from './transport.js';
 import { PROTOCOL_VERSION } from './wire.js';
@@ -13,6 +14,10 @@ export interface NodeIdentity {
   readonly advertise: string;
   readonly httpPort: number;
   readonly adminPort: number;
+  /** WebSocket URL clients use to reach it (`--public-url`; for a peer, see `peerPublicUrl`). */
+  readonly publicUrl?: string;
+  /** A peer's hello carried a public URL that was refused (the fallback is used): why. */
+  readonly publicUrlRefused?: string;
 }
 
 /** Why a handshake was refused. Only append. */
@@ -199,6 +204,7 @@ export class PeerLink {
       advertise: this.self.advertise,
       httpPort: this.self.httpPort,
       adminPort: this.self.adminPort,
+      publicUrl: this.self.publicUrl ?? '',
     };
   }
 
@@ -388,5 +394,5 @@ function approxBytes(v: unknown): number {
 
 function identityOf(h: Hello__Output): NodeIdentity | undefined {
   if (!h.nodeId || !h.incarnation) return undefined;
-  return { id: h.nodeId, incarnation: h.incarnation, advertise: h.advertise, httpPort: h.httpPort, adminPort: h.adminPort };
+  return { id: h.nodeId, incarnation: h.incarnation, advertise: h.advertise, httpPort: h.httpPort, adminPort: h.adminPort, ...peerPublicUrl(h) };
 }

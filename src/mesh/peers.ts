@@ -286,7 +286,8 @@ export class PeerManager implements DialHost {
     this.links.set(peer.id, link);
     // A dialed-back address that linked is now kept like an announced one: while linked or announced.
     if (this.dialBack.delete(peer.advertise)) this.learned.add(peer.advertise);
-    this.opts.log.info({ peer: peer.id, address: peer.advertise, incarnation: peer.incarnation, role: link.role }, 'peer link up');
+    this.opts.log.info({ peer: peer.id, address: peer.advertise, incarnation: peer.incarnation, role: link.role, publicUrl: peer.publicUrl }, 'peer link up');
+    if (peer.publicUrlRefused) this.opts.log.debug({ peer: peer.id, reason: peer.publicUrlRefused }, 'peer sent an invalid public_url: listing its fallback URL');
     this.events.onUp(link);
     this.announceMembers();
     const w = this.upWaiters.get(peer.id);

@@ -11,6 +11,8 @@ import { PendingRequests } from './pending.js';
 export type { StreamCall, StreamCall__Output, StreamReply, StreamReply__Output };
 export type { StreamEntry as StreamEntryMsg, StreamEntry__Output as StreamEntryMsg__Output } from '../generated/chatmesh/mesh/v1/StreamEntry.js';
 export type { StreamSummary, StreamSummary__Output } from '../generated/chatmesh/mesh/v1/StreamSummary.js';
+export type { StreamQuery, StreamQuery__Output } from '../generated/chatmesh/mesh/v1/StreamQuery.js';
+export type { StreamAnswer, StreamAnswer__Output } from '../generated/chatmesh/mesh/v1/StreamAnswer.js';
 
 /** A call's body: one of the StreamCall cases, without the id. */
 export type StreamCallBody = Omit<StreamCall, 'id'>;

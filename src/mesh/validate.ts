@@ -39,19 +39,21 @@ const isBody = (v: unknown): boolean => typeof v === 'string'
 
 /** How one type of delivered frame is checked. */
 interface DeliverableFrame {
-  /** The kind of topic it may be delivered to. */
-  readonly topic: 'u:' | 'r:';
-  /** Every field it has, each with its check; no other field is allowed. */
+  /** The kind of topic it may be delivered to ('' either). */
+  readonly topic: 'u:' | 'r:' | '';
+  /** Every field it may have, each with its check; no other field is allowed. */
   readonly fields: Readonly<Record<string, (v: unknown) => boolean>>;
+  /** How many of `fields` it has (default: all; less when it has one of two alternatives). */
+  readonly count?: number;
   /** Whether the frame belongs to the topic's connections (`name`: the topic without its prefix). */
-  readonly belongs: (f: Readonly<Record<string, unknown>>, name: string) => boolean;
+  readonly belongs: (f: Readonly<Record<string, unknown>>, name: string, topic: string) => boolean;
 }
 
 /** Number of fields of each deliverable frame type (computed once). */
 const fieldCounts = new Map<DeliverableFrame, number>();
 function fieldCount(spec: DeliverableFrame): number {
   let n = fieldCounts.get(spec);
-  if (n === undefined) fieldCounts.set(spec, n = Object.keys(spec.fields).length);
+  if (n === undefined) fieldCounts.set(spec, n = spec.count ?? Object.keys(spec.fields).length);
   return n;
 }
 
@@ -71,6 +73,21 @@ export const DELIVERABLE_FRAMES: Readonly<Record<string, DeliverableFrame>> = {
     topic: 'r:',
     fields: { type: () => true, msg: isMsgId, room: isId, from: isId, body: isBody, ts: isTs },
     belongs: (f, name) => f['room'] === name,
+  },
+  // Accounts (protocol.md "Accounts"): to the user's other devices, a receipt to the other party.
+  joined: { topic: 'u:', fields: { type: () => true, room: isId }, belongs: () => true },
+  left: { topic: 'u:', fields: { type: () => true, room: isId }, belongs: () => true },
+  read: {
+    topic: 'u:',
+    fields: { type: () => true, user: isId, with: isId, room: isId, msg: isMsgId },
+    count: 4,
+    belongs: (f, name) => f['user'] === name || (f['with'] !== undefined && f['with'] === name),
+  },
+  typing: {
+    topic: '',
+    fields: { type: () => true, from: isId, to: isId, room: isId },
+    count: 3,
+    belongs: (f, name, topic) => (topic.startsWith('u:') ? f['to'] === name : f['room'] === name),
   },
 };
 
@@ -113,7 +130,7 @@ export function invalidFrameByParsing(topic: string, data: string): string | und
     n++;
   }
   if (n !== fieldCount(spec)) return `deliver: ${type as string} lacks a field`;
-  if (!spec.belongs(frame, topic.slice(2))) return `deliver: ${type as string} does not belong to ${topic}`;
+  if (!spec.belongs(frame, topic.slice(2), topic)) return `deliver: ${type as string} does not belong to ${topic}`;
   return undefined;
 }
 

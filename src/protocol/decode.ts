@@ -5,6 +5,7 @@
 import { ChatError, ErrorCode } from './errors.js';
 import type { ClientFrame } from './frames.js';
 import {
+  DEFAULT_CONVERSATIONS_LIMIT, DEFAULT_MEMBERS_LIMIT, MAX_CONVERSATIONS_LIMIT, MAX_MEMBERS_LIMIT,
   DEFAULT_HISTORY_LIMIT, ID_PATTERN, MAX_HISTORY_LIMIT, MESSAGE_ID_PATTERN, MAX_BODY_BYTES, MAX_PRESENCE_USERS, MAX_REQUEST_ID_CHARS, MAX_TOKEN_CHARS, MAX_WATCHED_PER_CONNECTION,
 } from './limits.js';
 
@@ -67,20 +68,34 @@ function optionalMessageId(obj: Obj, field: string, rid: string | undefined, mes
   return v;
 }
 
-function history(obj: Obj, rid: string | undefined): { with?: string; room?: string; before?: string; limit: number } {
-  const hasWith = obj['with'] !== undefined;
-  const hasRoom = obj['room'] !== undefined;
-  if (hasWith === hasRoom) throw new FrameError(ErrorCode.BadRequest, 'history needs exactly one of "with" (a user) and "room"', rid);
+/** Exactly one of two id fields (`with`/`room`, `to`/`room`). */
+function target<K extends string>(obj: Obj, user: K, type: string, rid: string | undefined): { [P in K]?: string } & { room?: string } {
+  const hasUser = obj[user] !== undefined;
+  if (hasUser === (obj['room'] !== undefined)) throw new FrameError(ErrorCode.BadRequest, `${type} needs exactly one of "${user}" (a user) and "room"`, rid);
+  return (hasUser ? { [user]: requireId(obj, user, rid) } : { room: requireId(obj, 'room', rid) }) as { [P in K]?: string } & { room?: string };
+}
+
+/** An optional whole-number `limit` in 1..max, `fallback` when absent. */
+function limit(obj: Obj, max: number, fallback: number, rid: string | undefined): number {
   const raw = obj['limit'];
-  if (raw !== undefined && (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1 || raw > MAX_HISTORY_LIMIT)) {
-    throw new FrameError(ErrorCode.BadRequest, `field "limit" must be a whole number 1-${MAX_HISTORY_LIMIT}`, rid);
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1 || raw > max) {
+    throw new FrameError(ErrorCode.BadRequest, `field "limit" must be a whole number 1-${max}`, rid);
   }
+  return raw;
+}
+
+function history(obj: Obj, rid: string | undefined): { with?: string; room?: string; before?: string; limit: number } {
+  const where = target(obj, 'with', 'history', rid);
+  const n = limit(obj, MAX_HISTORY_LIMIT, DEFAULT_HISTORY_LIMIT, rid);
   const before = optionalMessageId(obj, 'before', rid);
-  return {
-    ...(hasWith ? { with: requireId(obj, 'with', rid) } : { room: requireId(obj, 'room', rid) }),
-    ...(before !== undefined && { before }),
-    limit: (raw as number | undefined) ?? DEFAULT_HISTORY_LIMIT,
-  };
+  return { ...where, ...(before !== undefined && { before }), limit: n };
+}
+
+function requireMessageId(obj: Obj, field: string, rid: string | undefined): string {
+  const v = optionalMessageId(obj, field, rid);
+  if (v === undefined) throw new FrameError(ErrorCode.BadRequest, `field "${field}" must be a message id (the "msg" of a message frame)`, rid);
+  return v;
 }
 
 function optionalString(obj: Obj, field: string, max: number, rid: string | undefined): string | undefined {
@@ -166,6 +181,22 @@ export function decodeClientFrame(text: string): ClientFrame {
     }
     case 'history':
       return withId({ type, ...history(obj, id) });
+    case 'rooms':
+      return withId({ type });
+    case 'members': {
+      const room = requireId(obj, 'room', id);
+      const after = obj['after'] === undefined ? undefined : requireId(obj, 'after', id);
+      return withId({ type, room, ...(after !== undefined && { after }), limit: limit(obj, MAX_MEMBERS_LIMIT, DEFAULT_MEMBERS_LIMIT, id) });
+    }
+    case 'conversations': {
+      const n = limit(obj, MAX_CONVERSATIONS_LIMIT, DEFAULT_CONVERSATIONS_LIMIT, id);
+      const before = optionalMessageId(obj, 'before', id);
+      return withId({ type, ...(before !== undefined && { before }), limit: n });
+    }
+    case 'read':
+      return withId({ type, ...target(obj, 'with', 'read', id), msg: requireMessageId(obj, 'msg', id) });
+    case 'typing':
+      return withId({ type, ...target(obj, 'to', 'typing', id) });
     default:
       throw new FrameError(ErrorCode.UnknownType, `unknown frame type "${type.slice(0, 64)}"`, id);
   }

@@ -21,10 +21,21 @@ export interface HistoryFrame {
   readonly type: 'history'; readonly id?: string; readonly with?: string; readonly room?: string; readonly before?: string; readonly limit: number;
 }
 
+/** The user's rooms, with members, last message and unread count. */
+export interface RoomsFrame { readonly type: 'rooms'; readonly id?: string }
+/** A page of a room's members, by user id after `after`. */
+export interface MembersFrame { readonly type: 'members'; readonly id?: string; readonly room: string; readonly after?: string; readonly limit: number }
+/** A page of the user's direct conversations, most recent first, before the message `before`. */
+export interface ConversationsFrame { readonly type: 'conversations'; readonly id?: string; readonly before?: string; readonly limit: number }
+/** Marks a conversation (`with`) or a room read up to `msg`: exactly one of `with` and `room`. */
+export interface ReadFrame { readonly type: 'read'; readonly id?: string; readonly with?: string; readonly room?: string; readonly msg: string }
+/** The user is typing to `to` or in `room` (exactly one); no answer, never stored. */
+export interface TypingFrame { readonly type: 'typing'; readonly id?: string; readonly to?: string; readonly room?: string }
+
 /** Every frame a client may send. */
 export type ClientFrame =
   | HelloFrame | SendFrame | JoinFrame | LeaveFrame | PublishFrame | PresenceFrame | WatchFrame | UnwatchFrame
-  | RefreshFrame | HistoryFrame;
+  | RefreshFrame | HistoryFrame | RoomsFrame | MembersFrame | ConversationsFrame | ReadFrame | TypingFrame;
 export type ClientFrameType = ClientFrame['type'];
 
 export type PresenceStatus = 'online' | 'offline';
@@ -38,7 +49,10 @@ export type ServerFrame =
   | { type: 'presence'; id?: string; users: Record<string, PresenceStatus> }
   | { type: 'presence_change'; user: string; status: PresenceStatus }
   | { type: 'error'; id?: string; code: ErrorCode; message: string }
-  | { type: 'synced'; count: number };
+  | { type: 'synced'; count: number }
+  | { type: 'joined'; room: string }
+  | { type: 'left'; room: string }
+  | { type: 'members'; id?: string; room: string; members: Array<{ user: string; status: PresenceStatus }>; more: boolean };
 
 /** Serializes a server frame for the wire. */
 export function encodeServerFrame(frame: ServerFrame): string {
@@ -69,4 +83,39 @@ export function encodeMessageAck(id: string | undefined, status: string, msg: st
 /** The answer of a `history` request: `frames` are encoded message frames, oldest first. */
 export function encodeHistory(id: string | undefined, frames: readonly string[], more: boolean): string {
   return `{"type":"history",${id === undefined ? '' : `"id":${JSON.stringify(id)},`}"messages":[${frames.join(',')}],"more":${more}}`;
+}
+
+/** `joined`/`left`: the user's membership changed on another device. */
+export function encodeMembership(type: 'joined' | 'left', room: string): string {
+  return `{"type":"${type}","room":"${room}"}`;
+}
+
+/** `read`: `user` read the conversation with `withUser` (or the room) up to `msg`. */
+export function encodeReadEvent(user: string, target: { with: string } | { room: string }, msg: string): string {
+  const where = 'with' in target ? `"with":"${target.with}"` : `"room":"${target.room}"`;
+  return `{"type":"read","user":"${user}",${where},"msg":"${msg}"}`;
+}
+
+/** `typing`: `from` is typing to a user (`to`) or in a room. */
+export function encodeTyping(from: string, target: { to: string } | { room: string }): string {
+  const where = 'to' in target ? `"to":"${target.to}"` : `"room":"${target.room}"`;
+  return `{"type":"typing","from":"${from}",${where}}`;
+}
+
+/** One room of a `rooms` answer; `last` is an encoded `room_message` frame or undefined. */
+export interface RoomSummary { readonly room: string; readonly members: number; readonly last: string | undefined; readonly unread: number }
+
+/** The answer of `rooms`. */
+export function encodeRooms(id: string | undefined, rooms: readonly RoomSummary[]): string {
+  const items = rooms.map((r) => `{"room":"${r.room}","members":${r.members},"last":${r.last ?? 'null'},"unread":${r.unread}}`);
+  return `{"type":"rooms",${id === undefined ? '' : `"id":${JSON.stringify(id)},`}"rooms":[${items.join(',')}]}`;
+}
+
+/** One conversation of a `conversations` answer; `last` is an encoded `message` frame. */
+export interface ConversationSummary { readonly with: string; readonly last: string; readonly unread: number }
+
+/** The answer of `conversations`. */
+export function encodeConversations(id: string | undefined, convs: readonly ConversationSummary[], more: boolean): string {
+  const items = convs.map((c) => `{"with":"${c.with}","last":${c.last},"unread":${c.unread}}`);
+  return `{"type":"conversations",${id === undefined ? '' : `"id":${JSON.stringify(id)},`}"conversations":[${items.join(',')}],"more":${more}}`;
 }

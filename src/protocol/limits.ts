@@ -39,3 +39,18 @@ export const MESSAGE_ID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 /** Messages per `history` page: at most, and when `limit` is not given. */
 export const MAX_HISTORY_LIMIT = 100;
 export const DEFAULT_HISTORY_LIMIT = 50;
+/** Rooms one user may be a member of at once. */
+export const MAX_MEMBERSHIPS = 1000;
+/** Members per `members` page: at most, and when `limit` is not given. */
+export const MAX_MEMBERS_LIMIT = 1000;
+export const DEFAULT_MEMBERS_LIMIT = 100;
+/** Conversations per `conversations` page: at most, and when `limit` is not given. */
+export const MAX_CONVERSATIONS_LIMIT = 100;
+export const DEFAULT_CONVERSATIONS_LIMIT = 50;
+/** At most one `typing` per target per this many ms is forwarded from one connection. */
+export const TYPING_INTERVAL_MS = 2000;
+/**
+ * Unread counts stop counting here: a conversation or room with more unread messages than this
+ * reports this number (a client shows it as "999+").
+ */
+export const MAX_UNREAD_COUNT = 999;

@@ -6,3 +6,4 @@ export { StreamService, type StreamServiceOptions, type StreamCallsPort } from '
 export { HandOff, type HandOffOptions } from './handoff.js';
 export { replay, type ReplaySink } from './replay.js';
 export { NodeStreams, type NodeStreamsOptions } from './node-streams.js';
+export { isFrom, type QueryAnswer, type StreamQuerySpec } from './queries.js';

@@ -10,7 +10,7 @@ import { Placement } from './placement.js';
 import { StreamService } from './service.js';
 import type { StreamCallsPort } from './service.js';
 import { StreamStats } from './stats.js';
-import type { StreamStore } from './types.js';
+import type { StoreTotals, StreamStore } from './types.js';
 
 /** Options of {@link NodeStreams}. */
 export interface NodeStreamsOptions {
@@ -74,7 +74,7 @@ export class NodeStreams {
   }
 
   /** Totals for the statistics view. */
-  totals(): { streams: number; messages: number; pending: number; trimmed: number } {
+  totals(): StoreTotals {
     return this.opts.store.totals();
   }
 

@@ -1,4 +1,5 @@
 import { Rendezvous } from '../routing/index.js';
+import { streamGroup } from './types.js';
 
 /** Options of {@link Placement}. */
 export interface PlacementOptions {
@@ -53,11 +54,13 @@ export class Placement {
 
   /** The nodes a write to `stream` must reach: its replicas, rank order. Fewer when fewer are live. */
   writeSet(stream: string): readonly string[] {
-    let set = this.cache.get(stream);
+    // A state stream lives with its group (every key of an account on the same replicas).
+    const key = streamGroup(stream);
+    let set = this.cache.get(key);
     if (!set) {
       if (this.cache.size >= 100_000) this.cache.clear();
-      set = this.current.ranking(stream, this.opts.replicas);
-      this.cache.set(stream, set);
+      set = this.current.ranking(key, this.opts.replicas);
+      this.cache.set(key, set);
     }
     return set;
   }
@@ -73,7 +76,7 @@ export class Placement {
     const now = this.opts.monotonic();
     for (const r of this.recent) {
       if (now - r.endedAt > this.recentViewMs) break;
-      for (const id of r.view.ranking(stream, this.opts.replicas)) {
+      for (const id of r.view.ranking(streamGroup(stream), this.opts.replicas)) {
         if (!out.includes(id) && this.current.has(id)) out.push(id);
       }
     }

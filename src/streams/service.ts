@@ -10,6 +10,10 @@ import type { Placement } from './placement.js';
 import type { StreamStats, StreamView, StreamReplicaView } from './stats.js';
 import type { RangeQuery, RangeResult, StreamEntry, StreamItem, StreamStore } from './types.js';
 import { fromEntryMsg, sameSet, toEntryMsg, toSummary } from './wire.js';
+import { answerQuery } from './queries.js';
+import type { QueryAnswer, StreamQuerySpec } from './queries.js';
+import { fromQueryMsg, queryAll, queryReplicas, toAnswerMsg } from './query-fanout.js';
+import type { QueryFanoutDeps } from './query-fanout.js';
 
 /** How the stream layer reaches other nodes (the mesh's stream calls). */
 export interface StreamCallsPort {
@@ -243,6 +247,24 @@ export class StreamService {
     });
   }
 
+  /**
+   * Runs summary queries (queries.ts) on their replicas, one call per node: one merged answer per
+   * query, or undefined where no current replica answered.
+   */
+  query(queries: readonly StreamQuerySpec[]): Promise<Array<QueryAnswer | undefined>> {
+    return queryReplicas(this.fanout(), queries);
+  }
+
+  /** Like {@link query}, but rejects with `unavailable` unless every query was answered. */
+  queryAll(queries: readonly StreamQuerySpec[]): Promise<QueryAnswer[]> {
+    return queryAll(this.fanout(), queries);
+  }
+
+  private fanout(): QueryFanoutDeps {
+    const { selfId, store, placement, calls, observe } = this.opts;
+    return { selfId, store, placement, calls, observe, graceMs: this.readGraceMs };
+  }
+
   /** Clears mailbox marks on every replica (best effort: a lost clear replays a message once more). */
   clear(stream: string, ids: readonly string[]): void {
     if (ids.length === 0) return;
@@ -308,6 +330,10 @@ export class StreamService {
       case 'info': {
         const s = call.info!.stream;
         return { summary: toSummary(s, store.digest(s), this.isReceiving(s)) };
+      }
+      case 'query': {
+        const answers = await Promise.all(call.query!.queries.map((q) => answerQuery(store, fromQueryMsg(q))));
+        return { answers: { answers: answers.map(toAnswerMsg) } };
       }
       default:
         throw new Error(`unknown stream call from ${peer}`);

@@ -5,6 +5,23 @@
  * of entries keyed by message id and ordered by it (ids sort by the hybrid logical clock, ids.ts).
  */
 
+/**
+ * A *state stream* is named `<group>/<key>` (accounts: `a:<user>/j:<room>` a membership,
+ * `a:<user>/u:<peer>` / `a:<user>/r:<room>` a read marker, `m:<room>/<user>` a room member). It
+ * keeps only its newest entry (so, merged by union, the entry with the greatest id wins: a
+ * last-writer-wins or forward-only register), is never trimmed by size, age or the store-wide cap,
+ * and is placed by its group, so that every key of a group lives on the same replicas.
+ */
+export function isStateStream(stream: string): boolean {
+  return stream.includes('/');
+}
+
+/** The group of a state stream (`a:alice` of `a:alice/j:lobby`); any other stream is its own. */
+export function streamGroup(stream: string): string {
+  const i = stream.indexOf('/');
+  return i < 0 ? stream : stream.slice(0, i);
+}
+
 /** One kept message of a stream. */
 export interface StreamEntry {
   /** Message id (26-character HLC id, ids.ts); the key of the entry within its stream. */
@@ -72,7 +89,10 @@ export interface StreamDigest {
 /** Totals of a store (admin stats, metrics). */
 export interface StoreTotals {
   readonly streams: number;
+  /** Entries of message streams (state streams' entries are in `states`). */
   readonly messages: number;
+  /** Entries of state streams (one per state stream). */
+  readonly states?: number;
   readonly pending: number;
   /**
    * Entries dropped by the bounds (per-stream size, age, the store-wide cap; an entry over a bound
@@ -119,6 +139,8 @@ export interface StreamStore {
   digest(stream: string): StreamDigest | undefined;
   /** Every stream that holds at least one entry, in no particular order (a snapshot). */
   streams(): string[];
+  /** The state streams of `group` that hold an entry (see {@link isStateStream}), sorted by name. */
+  group(group: string): string[];
   /** Drops every entry older than the TTL (a periodic sweep); resolves with how many. */
   sweep(nowMs: number): Promise<number>;
   totals(): StoreTotals;

@@ -118,8 +118,8 @@ export class Draft {
   private async trimStream(stream: string, bound: string): Promise<void> {
     const meta = this.index.get(stream);
     if (meta === undefined) return;
-    if (meta.oldest < bound) await this.expire(meta, bound);
-    const excess = meta.count - this.limits.maxPerStream;
+    if (!meta.state && meta.oldest < bound) await this.expire(meta, bound);
+    const excess = meta.count - (meta.state ? 1 : this.limits.maxPerStream);
     if (excess > 0) {
       const front = await this.oldest(meta, excess + 1);
       this.remove(meta, front.slice(0, excess), front[excess]?.id);

@@ -125,6 +125,10 @@ export class LevelStreamStore implements StreamStore {
     return this.index.streams();
   }
 
+  group(group: string): string[] {
+    return this.index.group(group);
+  }
+
   sweep(nowMs: number): Promise<number> {
     return this.enqueue((d) => d.sweep(nowMs));
   }

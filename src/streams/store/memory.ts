@@ -137,6 +137,10 @@ export class MemoryStreamStore implements StreamStore {
     return this.index.streams();
   }
 
+  group(group: string): string[] {
+    return this.index.group(group);
+  }
+
   sweep(nowMs: number): Promise<number> {
     if (this.closed) return Promise.reject(new StoreClosedError());
     const bound = expiryBound(nowMs, this.limits.ttlMs);
@@ -183,12 +187,14 @@ export class MemoryStreamStore implements StreamStore {
     this.index.add(stream, entry.id, entry.pending);
   }
 
-  /** Drops the expired entries of one stream, then all but its newest `maxPerStream`. */
+  /** Drops the expired entries of one stream, then all but its newest `maxPerStream` (a state
+   *  stream: all but its newest, whatever its age). */
   private trimStream(stream: string, bound: string): void {
     const arr = this.entries.get(stream);
     if (arr === undefined) return;
-    if (arr.length > 0 && arr[0]!.id < bound) this.removeOldest(stream, lowerBound(arr, bound));
-    const excess = arr.length - this.limits.maxPerStream;
+    const state = this.index.get(stream)?.state ?? false;
+    if (!state && arr.length > 0 && arr[0]!.id < bound) this.removeOldest(stream, lowerBound(arr, bound));
+    const excess = arr.length - (state ? 1 : this.limits.maxPerStream);
     if (excess > 0) this.removeOldest(stream, excess);
   }
 

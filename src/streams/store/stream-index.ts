@@ -5,6 +5,7 @@
  * accept and reject the same calls.
  */
 import { idAtTime, isMessageId } from '../ids.js';
+import { isStateStream, streamGroup } from '../types.js';
 import type { RangeQuery, StoreLimits, StoreTotals, StreamDigest, StreamItem } from '../types.js';
 import { OldestHeap, type HeapItem } from './oldest-heap.js';
 
@@ -41,7 +42,11 @@ export class StreamMeta implements HeapItem {
    * `front.length` smallest ids held, ascending. Kept so by the index on add, clear and remove.
    */
   front: MarkedId[] = [];
-  constructor(readonly stream: string) {}
+  /** A state stream: outside the heap (never evicted by age or cap), its entries counted apart. */
+  readonly state: boolean;
+  constructor(readonly stream: string) {
+    this.state = isStateStream(stream);
+  }
 
   /** An immutable copy. */
   digest(): StreamDigest {
@@ -57,7 +62,11 @@ export class StreamMeta implements HeapItem {
 export class StreamIndex {
   private readonly metas = new Map<string, StreamMeta>();
   private readonly heap = new OldestHeap<StreamMeta>();
-  /** Entries held, pending entries held, entries dropped by the bounds since construction. */
+  /** The state streams of each group (see `isStateStream`). */
+  private readonly groups = new Map<string, Set<string>>();
+  /** Entries held in state streams. */
+  states = 0;
+  /** Entries held in message streams, pending entries held, entries dropped by the bounds since construction. */
   messages = 0;
   pending = 0;
   trimmed = 0;
@@ -73,11 +82,18 @@ export class StreamIndex {
       meta = new StreamMeta(stream);
       meta.oldest = meta.newest = id;
       this.metas.set(stream, meta);
-      this.heap.update(meta);
+      if (meta.state) {
+        const group = streamGroup(stream);
+        let set = this.groups.get(group);
+        if (set === undefined) this.groups.set(group, (set = new Set()));
+        set.add(stream);
+      } else {
+        this.heap.update(meta);
+      }
     } else {
       if (id < meta.oldest) {
         meta.oldest = id;
-        this.heap.update(meta);
+        if (!meta.state) this.heap.update(meta);
       } else if (id > meta.newest) {
         meta.newest = id;
       }
@@ -90,7 +106,8 @@ export class StreamIndex {
     }
     meta.count++;
     meta.hash = (meta.hash ^ idHash(id)) >>> 0;
-    this.messages++;
+    if (meta.state) this.states++;
+    else this.messages++;
     if (pending) {
       meta.pending++;
       this.pending++;
@@ -122,7 +139,8 @@ export class StreamIndex {
     for (const id of ids) meta.hash = (meta.hash ^ idHash(id)) >>> 0;
     meta.count -= ids.length;
     meta.pending -= pendingRemoved;
-    this.messages -= ids.length;
+    if (meta.state) this.states -= ids.length;
+    else this.messages -= ids.length;
     this.pending -= pendingRemoved;
     if (trim) this.trimmed += ids.length;
     if (meta.front.length >= ids.length) meta.front.splice(0, ids.length);
@@ -133,13 +151,14 @@ export class StreamIndex {
       throw new Error(`stream ${meta.stream}: ${meta.count} entries left but no oldest id given`);
     } else {
       meta.oldest = nextOldest;
-      this.heap.update(meta);
+      if (!meta.state) this.heap.update(meta);
     }
   }
 
   /** Forgets a whole stream (a drop; not counted as trimmed). */
   forget(meta: StreamMeta): void {
-    this.messages -= meta.count;
+    if (meta.state) this.states -= meta.count;
+    else this.messages -= meta.count;
     this.pending -= meta.pending;
     this.forgetMeta(meta);
   }
@@ -162,12 +181,24 @@ export class StreamIndex {
     return [...this.metas.keys()];
   }
 
+  /** The state streams of `group` that hold an entry, sorted by name. */
+  group(group: string): string[] {
+    const set = this.groups.get(group);
+    return set === undefined ? [] : [...set].sort();
+  }
+
   totals(): StoreTotals {
-    return { streams: this.metas.size, messages: this.messages, pending: this.pending, trimmed: this.trimmed };
+    return { streams: this.metas.size, messages: this.messages, states: this.states, pending: this.pending, trimmed: this.trimmed };
   }
 
   private forgetMeta(meta: StreamMeta): void {
     this.metas.delete(meta.stream);
+    if (meta.state) {
+      const group = streamGroup(meta.stream);
+      const set = this.groups.get(group);
+      set?.delete(meta.stream);
+      if (set?.size === 0) this.groups.delete(group);
+    }
     this.heap.remove(meta);
     meta.count = meta.pending = 0;
     meta.front = [];

@@ -1,0 +1,182 @@
+/**
+ * A connection's view of its user's account: the rooms it is subscribed to (the user's memberships,
+ * restored before the welcome and kept in step by `joined`/`left` from the user's other devices)
+ * and the read markers it knows (so that a `read` that does not move a marker forward is not
+ * announced). Membership belongs to the user: `join`/`leave` are kept in the account, then told to
+ * every other device through the user's topic.
+ */
+import { roomTopic, userTopic } from '../core/index.js';
+import type { Subscriber } from '../core/index.js';
+import type { Accounts, ReadTarget } from '../accounts/index.js';
+import { targetKey } from '../accounts/index.js';
+import { ChatError, ErrorCode, encodeMembership, encodeReadEvent } from '../protocol/index.js';
+import type { JoinFrame, LeaveFrame, ReadFrame } from '../protocol/index.js';
+import type { GatewayContext } from './connection.js';
+
+/** What the rooms need of their connection (`sub` is the connection as the router knows it). */
+export interface RoomsOwner {
+  readonly sub: Subscriber;
+  readonly user: () => string;
+  /** Writes a frame past the interception of account events. */
+  writeRaw(data: string): boolean;
+  ack(id: string | undefined): void;
+  fail(err: unknown, id: string | undefined): void;
+  closed(): boolean;
+}
+
+const JOINED_HEAD = '{"type":"joined","room":"';
+const LEFT_HEAD = '{"type":"left","room":"';
+const READ_HEAD = '{"type":"read","user":"';
+
+/** The rooms and read markers of one connection. Not shared. */
+export class ConnectionRooms {
+  private readonly rooms = new Set<string>();
+  private readonly markers = new Map<string, string>();
+
+  constructor(private readonly ctx: GatewayContext & { readonly accounts: Accounts }, private readonly owner: RoomsOwner) {}
+
+  /** Whether the connection's user is a member of the room (as far as this connection knows). */
+  has(room: string): boolean {
+    return this.rooms.has(room);
+  }
+
+  /**
+   * Before the welcome: loads the account and subscribes to every room of it, so that a room
+   * message published after the welcome reaches this connection. Rejects when the account could
+   * not be read (the connection then starts without its rooms and is told so).
+   */
+  async restore(): Promise<void> {
+    const state = await this.ctx.accounts.load(this.owner.user());
+    for (const [key, msg] of state.markers) this.markers.set(key, msg);
+    const joins: Array<Promise<void>> = [];
+    for (const room of state.rooms.keys()) {
+      if (this.rooms.has(room)) continue;
+      this.rooms.add(room);
+      joins.push(this.ctx.router.subscribe(roomTopic(room), this.owner.sub));
+    }
+    await Promise.all(joins);
+  }
+
+  /**
+   * `join`: kept in the account, then the other devices told; acked once it is kept and the room's
+   * home knows this connection (a publish after the ack reaches it). The connection is a member at
+   * once, so a `publish` pipelined behind the `join` is accepted; a join that cannot be kept is
+   * undone and answered with the error.
+   */
+  join(frame: JoinFrame): void {
+    const { room } = frame;
+    if (this.rooms.has(room)) return this.owner.ack(frame.id);
+    let kept: Promise<unknown>;
+    try {
+      kept = this.ctx.accounts.join(this.owner.user(), room, this.rooms.size);
+    } catch (err) {
+      return this.owner.fail(err, frame.id);
+    }
+    this.rooms.add(room);
+    const subscribed = this.ctx.router.subscribe(roomTopic(room), this.owner.sub);
+    Promise.all([kept, subscribed]).then(() => {
+      this.tellDevices(encodeMembership('joined', room));
+      if (!this.owner.closed()) this.owner.ack(frame.id);
+    }, (err: unknown) => {
+      if (this.rooms.has(room)) this.drop(room);
+      this.owner.fail(err, frame.id);
+    });
+  }
+
+  /** `leave`: ends the membership on every device (this connection at once). Leaving a room one is not in is acked too. */
+  leave(frame: LeaveFrame): void {
+    const { room } = frame;
+    if (!this.rooms.has(room)) return this.owner.ack(frame.id);
+    this.drop(room);
+    this.ctx.accounts.leave(this.owner.user(), room).then(() => {
+      this.tellDevices(encodeMembership('left', room));
+      if (!this.owner.closed()) this.owner.ack(frame.id);
+    }, (err: unknown) => {
+      // Still a member in the account: this connection follows the room again.
+      if (!this.owner.closed() && !this.rooms.has(room)) {
+        this.rooms.add(room);
+        void this.ctx.router.subscribe(roomTopic(room), this.owner.sub);
+      }
+      this.owner.fail(err, frame.id);
+    });
+  }
+
+  /** `read`: the marker kept, then every device of the reader (and, for a conversation, of the other party) told. */
+  read(frame: ReadFrame): void {
+    const target: ReadTarget = frame.with !== undefined ? { with: frame.with } : { room: frame.room! };
+    if ('room' in target && !this.rooms.has(target.room)) {
+      return this.owner.fail(notMember(target.room, 'marking it read'), frame.id);
+    }
+    const user = this.owner.user();
+    this.ctx.accounts.markRead(user, target, frame.msg).then(() => {
+      if (this.owner.closed()) return;
+      this.owner.ack(frame.id);
+      const key = targetKey(target);
+      if ((this.markers.get(key) ?? '') >= frame.msg) return; // not forward: nothing to tell
+      this.markers.set(key, frame.msg);
+      const event = encodeReadEvent(user, target, frame.msg);
+      this.publish(userTopic(user), event);
+      if ('with' in target && target.with !== user) this.publish(userTopic(target.with), event);
+    }, (err: unknown) => this.owner.fail(err, frame.id));
+  }
+
+  /**
+   * A frame on its way to this connection: account events of its own user update the connection
+   * first (a `joined` is written once the room's subscription is in place, so a client that saw it
+   * gets the room's next message). Returns true when the frame was taken care of.
+   */
+  intercept(data: string): boolean {
+    if (data.startsWith(JOINED_HEAD)) {
+      const room = data.slice(JOINED_HEAD.length, data.indexOf('"', JOINED_HEAD.length));
+      if (this.rooms.has(room)) return true; // this connection joined it itself
+      this.rooms.add(room);
+      void this.ctx.router.subscribe(roomTopic(room), this.owner.sub).then(() => {
+        if (!this.owner.closed() && this.rooms.has(room)) this.owner.writeRaw(data);
+      });
+      return true;
+    }
+    if (data.startsWith(LEFT_HEAD)) {
+      const room = data.slice(LEFT_HEAD.length, data.indexOf('"', LEFT_HEAD.length));
+      if (!this.rooms.has(room)) return true;
+      this.drop(room);
+      return false;
+    }
+    if (data.startsWith(READ_HEAD + this.owner.user() + '"')) {
+      const m = /"(with|room)":"([^"]+)","msg":"([^"]+)"/.exec(data);
+      if (m) {
+        const key = m[1] === 'with' ? `u:${m[2]}` : `r:${m[2]}`;
+        if ((this.markers.get(key) ?? '') < m[3]!) this.markers.set(key, m[3]!);
+      }
+    }
+    return false;
+  }
+
+  /** The connection went: its room subscriptions go. */
+  clear(): void {
+    for (const room of this.rooms) this.ctx.router.unsubscribe(roomTopic(room), this.owner.sub);
+    this.rooms.clear();
+  }
+
+  private drop(room: string): void {
+    this.rooms.delete(room);
+    this.ctx.router.unsubscribe(roomTopic(room), this.owner.sub);
+  }
+
+  /** To the user's other connections (this one already knows). */
+  private tellDevices(event: string): void {
+    this.ctx.router.publish(userTopic(this.owner.user()), event, this.owner.sub.session, { confirm: false }).catch((err: unknown) => {
+      this.ctx.log.warn({ err, user: this.owner.user() }, 'could not tell the user\'s other devices');
+    });
+  }
+
+  private publish(topic: ReturnType<typeof userTopic>, event: string): void {
+    this.ctx.router.publish(topic, event, undefined, { confirm: false }).catch((err: unknown) => {
+      this.ctx.log.debug({ err, topic }, 'could not send a read event');
+    });
+  }
+}
+
+/** `not_member` for a room the user has not joined. */
+export function notMember(room: string, doing: string): ChatError {
+  return new ChatError(ErrorCode.NotMember, `join room "${room}" before ${doing}`);
+}
