@@ -166,16 +166,22 @@ function suite(name: string, make: Make): void {
     t.same(s.group('a:alice'), ['a:alice/j:dev', 'a:alice/j:lobby'], 'a group lists its streams by name');
     t.same(s.group('m:lobby'), ['m:lobby/alice']);
     t.same(s.group('a:nobody'), []);
+    t.equal(s.groupCount('a:alice'), 1, 'dev joined, lobby left');
+    t.equal(s.groupCount('m:lobby'), 1);
+    await s.append([state('m:lobby/bob', j1, 'join'), state('m:lobby/alice', j2, 'leave'), state('m:lobby/alice', j0, 'join')]);
+    t.equal(s.groupCount('m:lobby'), 1, 'alice left (a late older join changes nothing), bob joined');
+    t.equal(s.groupCount('m:none'), 0);
     // Message streams fill the store-wide cap and age out; the state streams stay.
     await s.append(ids(5, T0).map((id) => item('u:x', id)));
     now = T0 + 100 * DAY;
     t.ok(await s.sweep(now) >= 0);
     await s.append([item('u:y', mkId(now))]);
     t.same(s.group('a:alice'), ['a:alice/j:dev', 'a:alice/j:lobby'], 'neither the cap nor the TTL touches state streams');
-    t.equal(s.totals().states, 3);
+    t.equal(s.totals().states, 4);
     t.equal(s.totals().messages, 1);
     await s.drop('a:alice/j:dev');
     t.same(s.group('a:alice'), ['a:alice/j:lobby']);
+    t.equal(s.groupCount('a:alice'), 0, 'a dropped join no longer counts');
   });
 
   t.test(`${name}: entries past the TTL go on append and on sweep`, async (t) => {
@@ -324,6 +330,22 @@ t.test('disk: a reopened store has every entry, mark and digest', async (t) => {
   t.same({ streams: s.streams().sort(), digests: s.streams().sort().map((n) => s.digest(n)), ranges: await Promise.all(['u:a', 'u:c'].map((n) => s.range(n, all()))) }, before);
   t.same(s.totals(), { streams: 2, messages: 9, states: 0, pending: 6, trimmed: 0 }, 'trimmed counts since open');
   t.same(before.ranges[1]!.entries.map((e) => e.pending), [true, true, false, true, true]);
+});
+
+t.test('disk: a reopened store knows its groups and which of their streams are joins', async (t) => {
+  const dir = tempDir(t);
+  const st = (stream: string, ms: number, frame: string): StreamItem => ({ stream, entry: { id: mkId(ms), with: '', frame, pending: false } });
+  let s = await openLevelStreamStore(dir, LOOSE, () => T0);
+  await s.append([st('m:lobby/a', T0, 'join'), st('m:lobby/b', T0, 'join'), st('m:lobby/c', T0, 'join'), st('a:a/j:lobby', T0, 'join'), st('a:a/u:b', T0, '')]);
+  await s.append([st('m:lobby/b', T0 + 1, 'leave'), item('u:a', mkId(T0))]);
+  await s.close();
+  s = await openLevelStreamStore(dir, LOOSE, () => T0);
+  t.teardown(() => s.close());
+  t.same(s.group('m:lobby'), ['m:lobby/a', 'm:lobby/b', 'm:lobby/c']);
+  t.equal(s.groupCount('m:lobby'), 2);
+  t.equal(s.groupCount('a:a'), 1);
+  t.same(s.group('a:a'), ['a:a/j:lobby', 'a:a/u:b']);
+  t.equal(s.totals().states, 6 - 1);
 });
 
 t.test('disk: concurrent appends are group-committed and all durable', async (t) => {

@@ -60,12 +60,12 @@ export async function answerQuery(store: StreamStore, q: StreamQuerySpec): Promi
       return { entries: last.entries.map((entry) => ({ stream: q.stream, entry })), count: Math.min(unread, MAX_UNREAD_COUNT), more: false, counts: [] };
     }
     case 'group': {
-      const names = store.group(q.stream);
-      const all = await Promise.all(names.map(async (stream) => ({ stream, entry: (await store.range(stream, { limit: 1, from: 'newest' })).entries[0] })));
-      const held = all.filter((x): x is { stream: string; entry: StreamEntry } => x.entry !== undefined);
-      const count = held.filter((x) => x.entry.frame === 'join').length;
-      const after = held.filter((x) => q.after === undefined || x.stream > q.after);
-      return { entries: after.slice(0, q.limit), count, more: after.length > q.limit, counts: [] };
+      const count = store.groupCount(q.stream);
+      if (q.limit === 0) return { entries: [], count, more: false, counts: [] };
+      const after = store.group(q.stream).filter((name) => q.after === undefined || name > q.after);
+      const page = await Promise.all(after.slice(0, q.limit).map(async (stream) => ({ stream, entry: (await store.range(stream, { limit: 1, from: 'newest' })).entries[0] })));
+      const held = page.filter((x): x is { stream: string; entry: StreamEntry } => x.entry !== undefined);
+      return { entries: held, count, more: after.length > q.limit, counts: [] };
     }
     case 'conversations':
       return conversations(store, q);

@@ -141,6 +141,8 @@ export interface StreamStore {
   streams(): string[];
   /** The state streams of `group` that hold an entry (see {@link isStateStream}), sorted by name. */
   group(group: string): string[];
+  /** How many state streams of `group` hold a `join` as their newest entry. Synchronous. */
+  groupCount(group: string): number;
   /** Drops every entry older than the TTL (a periodic sweep); resolves with how many. */
   sweep(nowMs: number): Promise<number>;
   totals(): StoreTotals;

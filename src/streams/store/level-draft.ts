@@ -75,7 +75,7 @@ export class Draft {
       this.batch.set(entryKey('m', stream, entry.id), encodeValue(entry.with, entry.frame));
       if (entry.pending) this.batch.set(pendingKey, '');
       this.setOf(this.inserted, stream).add(entry.id);
-      this.index.add(stream, entry.id, entry.pending);
+      this.index.add(stream, entry.id, entry.pending, entry.frame === 'join');
     }
     // The trims of different streams are independent: their reads run side by side.
     const bound = expiryBound(this.now(), this.limits.ttlMs);

@@ -66,7 +66,7 @@ const CHUNK = 1000;
 
 /**
  * Builds the index of every stream from a keys-only scan (first the entries, then the pending
- * marks). Reads no frames. Throws when a key is not of this layout (the caller reports `corrupt`).
+ * marks), then reads the values of the state streams only (which are joins). Reads no message frames. Throws when a key is not of this layout (the caller reports `corrupt`).
  */
 export async function loadIndex(db: StreamDb): Promise<StreamIndex> {
   const index = new StreamIndex();
@@ -84,6 +84,21 @@ export async function loadIndex(db: StreamDb): Promise<StreamIndex> {
             if (meta === undefined) throw new Error(`a pending mark without its entry: ${JSON.stringify(key)}`);
             index.markPending(meta);
           }
+        }
+      }
+    } finally {
+      await it.close();
+    }
+  }
+  // State streams (accounts `a:`, room members `m:`) hold one tiny entry each: read those values to
+  // know which are joins (a room's member count is kept in memory).
+  for (const prefix of ['a:', 'm:']) {
+    const it = db.iterator({ gt: `m\0${prefix}`, lt: `m\0${prefix.slice(0, -1)};` });
+    try {
+      for (let rows = await it.nextv(CHUNK); rows.length > 0; rows = await it.nextv(CHUNK)) {
+        for (const [key, value] of rows) {
+          const meta = index.get(streamOfKey(key));
+          if (meta?.state && idOfKey(key) === meta.newest) index.setJoined(meta, decodeValue(value).frame === 'join');
         }
       }
     } finally {

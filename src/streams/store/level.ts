@@ -129,6 +129,10 @@ export class LevelStreamStore implements StreamStore {
     return this.index.group(group);
   }
 
+  groupCount(group: string): number {
+    return this.index.groupCount(group);
+  }
+
   sweep(nowMs: number): Promise<number> {
     return this.enqueue((d) => d.sweep(nowMs));
   }

@@ -141,6 +141,10 @@ export class MemoryStreamStore implements StreamStore {
     return this.index.group(group);
   }
 
+  groupCount(group: string): number {
+    return this.index.groupCount(group);
+  }
+
   sweep(nowMs: number): Promise<number> {
     if (this.closed) return Promise.reject(new StoreClosedError());
     const bound = expiryBound(nowMs, this.limits.ttlMs);
@@ -184,7 +188,7 @@ export class MemoryStreamStore implements StreamStore {
     const slot: Slot = { id: entry.id, with: entry.with, frame: entry.frame, pending: entry.pending };
     if (i === arr.length) arr.push(slot);
     else arr.splice(i, 0, slot);
-    this.index.add(stream, entry.id, entry.pending);
+    this.index.add(stream, entry.id, entry.pending, entry.frame === 'join');
   }
 
   /** Drops the expired entries of one stream, then all but its newest `maxPerStream` (a state

@@ -44,6 +44,8 @@ export class StreamMeta implements HeapItem {
   front: MarkedId[] = [];
   /** A state stream: outside the heap (never evicted by age or cap), its entries counted apart. */
   readonly state: boolean;
+  /** A state stream whose newest entry is a `join` (counted in its group's {@link StreamIndex.groupCount}). */
+  joined = false;
   constructor(readonly stream: string) {
     this.state = isStateStream(stream);
   }
@@ -64,6 +66,8 @@ export class StreamIndex {
   private readonly heap = new OldestHeap<StreamMeta>();
   /** The state streams of each group (see `isStateStream`). */
   private readonly groups = new Map<string, Set<string>>();
+  /** Per group, how many of its state streams' newest entry is a `join`. */
+  private readonly joins = new Map<string, number>();
   /** Entries held in state streams. */
   states = 0;
   /** Entries held in message streams, pending entries held, entries dropped by the bounds since construction. */
@@ -75,9 +79,13 @@ export class StreamIndex {
     return this.metas.get(stream);
   }
 
-  /** Records a new entry `id` of `stream` (one it did not hold). */
-  add(stream: string, id: string, pending: boolean): StreamMeta {
+  /**
+   * Records a new entry `id` of `stream` (one it did not hold); `joined`: the entry is a `join`
+   * (state streams; see {@link groupCount}).
+   */
+  add(stream: string, id: string, pending: boolean, joined = false): StreamMeta {
     let meta = this.metas.get(stream);
+    if (meta?.state && id > meta.newest) this.setJoined(meta, joined);
     if (meta === undefined) {
       meta = new StreamMeta(stream);
       meta.oldest = meta.newest = id;
@@ -87,6 +95,7 @@ export class StreamIndex {
         let set = this.groups.get(group);
         if (set === undefined) this.groups.set(group, (set = new Set()));
         set.add(stream);
+        this.setJoined(meta, joined);
       } else {
         this.heap.update(meta);
       }
@@ -113,6 +122,24 @@ export class StreamIndex {
       this.pending++;
     }
     return meta;
+  }
+
+  /**
+   * Sets whether the newest entry of state stream `meta` is a `join` (a store that loads its index
+   * without reading entries sets it afterwards).
+   */
+  setJoined(meta: StreamMeta, joined: boolean): void {
+    if (meta.joined === joined) return;
+    meta.joined = joined;
+    const group = streamGroup(meta.stream);
+    const n = (this.joins.get(group) ?? 0) + (joined ? 1 : -1);
+    if (n === 0) this.joins.delete(group);
+    else this.joins.set(group, n);
+  }
+
+  /** How many state streams of `group` hold a `join` as their newest entry (a room's members). */
+  groupCount(group: string): number {
+    return this.joins.get(group) ?? 0;
   }
 
   /** Records that one held entry of `meta` is pending (loading a store: its entries come first). */
@@ -194,6 +221,7 @@ export class StreamIndex {
   private forgetMeta(meta: StreamMeta): void {
     this.metas.delete(meta.stream);
     if (meta.state) {
+      this.setJoined(meta, false);
       const group = streamGroup(meta.stream);
       const set = this.groups.get(group);
       set?.delete(meta.stream);
