@@ -261,3 +261,21 @@ t.test('with --history-size 0, accounts are still kept', async (t) => {
   t.same(rooms, [{ room: 'lobby', members: 1, last: null, unread: 0 }]);
   t.equal((await ok(alice2, { type: 'send', to: 'nobody', body: 'x' }))['status'], 'offline', 'messages are still not kept');
 });
+
+t.test('rooms whose last messages are large still fit: answers come in chunks', async (t) => {
+  const [a] = await threeNodes(t, { gateway: { rateLimitPerSec: 10_000, rateLimitBurst: 10_000 } });
+  const { c: alice } = await connectAs(wsUrl(a!), 'alice');
+  t.teardown(() => alice.close());
+  const body = 'x'.repeat(16 * 1024);
+  const n = 300; // 300 × 16 KiB = 4.8 MiB of last messages: more than one batch on a link
+  for (let i = 0; i < n; i += 50) {
+    const batch = Array.from({ length: Math.min(50, n - i) }, (_, k) => `big-${i + k}`);
+    for (const room of batch) alice.send({ type: 'join', id: `j-${room}`, room });
+    for (const room of batch) t.equal((await alice.answer(`j-${room}`, 10_000)).type, 'ack');
+    for (const room of batch) alice.send({ type: 'publish', id: `p-${room}`, room, body });
+    for (const room of batch) t.equal((await alice.answer(`p-${room}`, 10_000)).type, 'ack');
+  }
+  const rooms = (await alice.request({ type: 'rooms', id: 'all' }, 20_000))['rooms'] as Array<Record<string, unknown>>;
+  t.equal(rooms.length, n);
+  t.ok(rooms.every((r) => (r['last'] as Frame)['body'] === body), 'every last message whole');
+});

@@ -77,7 +77,11 @@ export class StreamCalls {
   /** A call arrived from `peer` on `link`: serve it and answer on that link. */
   onCall(link: PeerLink, peer: string, call: StreamCall__Output): void {
     this.opts.serve(peer, call).then(
-      (body) => { if (call.id) link.send({ streamReply: { ...body, id: call.id } }); },
+      (body) => {
+        if (!call.id || link.send({ streamReply: { ...body, id: call.id } })) return;
+        // Too large for one batch (or the link's queue is full): the caller hears why at once.
+        link.send({ streamReply: { id: call.id, error: 'the answer does not fit in one message; ask for less' } });
+      },
       (err: unknown) => {
         if (call.id) link.send({ streamReply: { id: call.id, error: err instanceof Error ? err.message.slice(0, 500) : 'failed' } });
       },

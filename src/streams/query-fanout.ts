@@ -13,6 +13,12 @@ import type { StreamCallsPort } from './service.js';
 import type { StreamStore } from './types.js';
 import { fromEntryMsg, toEntryMsg } from './wire.js';
 
+/**
+ * Queries per call: a tail answer carries a whole message (≤ 16 KiB body), so 100 of them stay well
+ * inside one batch on the link.
+ */
+export const QUERIES_PER_CALL = 100;
+
 /** What the fan-out needs of its node. */
 export interface QueryFanoutDeps {
   readonly selfId: string;
@@ -39,18 +45,23 @@ export async function queryReplicas(deps: QueryFanoutDeps, queries: readonly Str
       list.push(i);
     }
   });
+  // One call per node and chunk of queries (a chunk's answer fits one message).
+  const calls: Array<[string, number[]]> = [];
+  for (const [node, idx] of byNode) {
+    for (let k = 0; k < idx.length; k += QUERIES_PER_CALL) calls.push([node, idx.slice(k, k + QUERIES_PER_CALL)]);
+  }
   const got: QueryAnswer[][] = queries.map(() => []);
   const answered = queries.map(() => false);
   let waiting = queries.length;
   await new Promise<void>((resolve) => {
-    let left = byNode.size;
+    let left = calls.length;
     let timer: NodeJS.Timeout | undefined;
     const done = (): void => {
       clearTimeout(timer);
       resolve();
     };
     if (left === 0) return done();
-    for (const [node, idx] of byNode) {
+    for (const [node, idx] of calls) {
       const run = node === deps.selfId
         ? Promise.all(idx.map((i) => answerQuery(deps.store, queries[i]!)))
         : deps.calls.call(node, { query: { queries: idx.map((i) => toQueryMsg(queries[i]!)) } })
