@@ -96,11 +96,24 @@ t.test('rooms, members and conversations with unread counts; read markers and re
     return (m['members'] as Frame[])[0]?.['status'] === 'offline';
   }, 5000, 'carol offline in the roster');
 
-  // Mark the room read: every device of alice hears it, and the unread count drops.
+  // Mark the room read: every device of alice hears it, and the unread count drops on each.
+  const { c: alice2 } = await connectAs(wsUrl(b!), 'alice');
+  t.teardown(() => alice2.close());
   await ok(alice, { type: 'read', room: 'lobby', msg: last['msg'] });
   t.same(await alice.next('read'), { type: 'read', user: 'alice', room: 'lobby', msg: last['msg'] });
-  const after = (await ok(alice, { type: 'rooms' }))['rooms'] as Array<Record<string, unknown>>;
-  t.equal(after.find((r) => r['room'] === 'lobby')!['unread'], 0);
+  t.same(await alice2.next('read'), { type: 'read', user: 'alice', room: 'lobby', msg: last['msg'] });
+  for (const dev of [alice, alice2]) {
+    const after = (await ok(dev, { type: 'rooms' }))['rooms'] as Array<Record<string, unknown>>;
+    t.equal(after.find((r) => r['room'] === 'lobby')!['unread'], 0, 'read on one device, read on all');
+  }
+  // A room joined on another device is listed too (with its unread counted from that join).
+  await ok(alice, { type: 'join', room: 'later' });
+  await alice2.next('joined');
+  await ok(bob, { type: 'join', room: 'later' });
+  await ok(bob, { type: 'publish', room: 'later', body: 'new' });
+  const seen = (await ok(alice2, { type: 'rooms' }))['rooms'] as Array<Record<string, unknown>>;
+  t.same(seen.map((r) => [r['room'], r['unread']]), [['later', 1], ['dev', 0], ['lobby', 0]]);
+  await ok(alice, { type: 'leave', room: 'later' });
 
   // Conversations: bob and carol write to alice; alice wrote a note to herself.
   const m1 = await ok(bob, { type: 'send', to: 'alice', body: 'b1' });

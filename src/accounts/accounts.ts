@@ -96,9 +96,12 @@ export class Accounts {
     await this.opts.streams.write([{ stream: markerStream(user, target), entry: { id: msg, with: '', frame: '', pending: false } }]);
   }
 
-  /** The user's rooms: members, last message, unread (after the marker or the join), most recent activity first. */
-  async rooms(user: string): Promise<RoomSummary[]> {
-    const state = await this.load(user);
+  /**
+   * The user's rooms: members, last message, unread (after the marker or the join), most recent
+   * activity first. `known`: the account as the caller already holds it (else it is read).
+   */
+  async rooms(user: string, known?: AccountState): Promise<RoomSummary[]> {
+    const state = known ?? await this.load(user);
     const rooms = [...state.rooms];
     const queries = rooms.flatMap(([room, joinedAt]): StreamQuerySpec[] => {
       const marker = state.markers.get(targetKey({ room })) ?? '';
@@ -132,9 +135,9 @@ export class Accounts {
     }
   }
 
-  /** A page of the user's conversations, most recent first, with unread counts. */
-  async conversations(user: string, before: string | undefined, limit: number): Promise<{ conversations: ConversationSummary[]; more: boolean }> {
-    const state = await this.load(user);
+  /** A page of the user's conversations, most recent first, with unread counts (`known`: as for {@link rooms}). */
+  async conversations(user: string, before: string | undefined, limit: number, known?: AccountState): Promise<{ conversations: ConversationSummary[]; more: boolean }> {
+    const state = known ?? await this.load(user);
     const markers = new Map<string, string>();
     for (const [key, msg] of state.markers) if (key.startsWith('u:')) markers.set(key.slice(2), msg);
     const [page] = await this.opts.streams.queryAll([{ kind: 'conversations', stream: userTopic(user), self: user, ...(before !== undefined && { before }), limit, markers }]);

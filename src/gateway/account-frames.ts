@@ -3,7 +3,7 @@
  * forwarded and never kept.
  */
 import { roomTopic, userTopic } from '../core/index.js';
-import type { Accounts } from '../accounts/index.js';
+import type { Accounts, AccountState } from '../accounts/index.js';
 import { TYPING_INTERVAL_MS, encodeConversations, encodeRooms, encodeServerFrame, encodeTyping } from '../protocol/index.js';
 import type { ConversationsFrame, MembersFrame, RoomsFrame, TypingFrame } from '../protocol/index.js';
 import type { GatewayContext } from './connection.js';
@@ -13,8 +13,8 @@ import { notMember } from './rooms.js';
 type Ctx = GatewayContext & { readonly accounts: Accounts };
 
 /** `rooms`: the user's rooms with members, last message and unread, most recent activity first. */
-export function listRooms(ctx: Ctx, from: Sender, frame: RoomsFrame): void {
-  ctx.accounts.rooms(from.user).then(
+export function listRooms(ctx: Ctx, from: Sender, frame: RoomsFrame, known: AccountState | undefined): void {
+  ctx.accounts.rooms(from.user, known).then(
     (rooms) => { from.write(encodeRooms(frame.id, rooms)); },
     (err: unknown) => from.fail(err, frame.id),
   );
@@ -31,8 +31,8 @@ export function listMembers(ctx: Ctx, from: Sender, frame: MembersFrame): void {
 }
 
 /** `conversations`: a page of the user's direct conversations, most recent first. */
-export function listConversations(ctx: Ctx, from: Sender, frame: ConversationsFrame): void {
-  ctx.accounts.conversations(from.user, frame.before, frame.limit).then(
+export function listConversations(ctx: Ctx, from: Sender, frame: ConversationsFrame, known: AccountState | undefined): void {
+  ctx.accounts.conversations(from.user, frame.before, frame.limit, known).then(
     ({ conversations, more }) => { from.write(encodeConversations(frame.id, conversations, more)); },
     (err: unknown) => from.fail(err, frame.id),
   );

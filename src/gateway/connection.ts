@@ -466,11 +466,11 @@ export class ClientConnection implements Subscriber, Sender {
         this.ctx.stats.readMarks++;
         return this.rooms.read(frame);
       case 'rooms':
-        return listRooms(this.ctx, this, frame);
+        return listRooms(this.ctx, this, frame, this.rooms.snapshot());
       case 'members':
         return listMembers(this.ctx, this, frame);
       case 'conversations':
-        return listConversations(this.ctx, this, frame);
+        return listConversations(this.ctx, this, frame, this.rooms.snapshot());
       case 'typing':
         return forwardTyping(this.ctx, this, frame, this.typing);
       case 'publish':

@@ -7,7 +7,7 @@
  */
 import { roomTopic, userTopic } from '../core/index.js';
 import type { Subscriber } from '../core/index.js';
-import type { Accounts, ReadTarget } from '../accounts/index.js';
+import type { Accounts, AccountState, ReadTarget } from '../accounts/index.js';
 import { targetKey } from '../accounts/index.js';
 import { ChatError, ErrorCode, encodeMembership, encodeReadEvent } from '../protocol/index.js';
 import type { JoinFrame, LeaveFrame, ReadFrame } from '../protocol/index.js';
@@ -30,8 +30,11 @@ const READ_HEAD = '{"type":"read","user":"';
 
 /** The rooms and read markers of one connection. Not shared. */
 export class ConnectionRooms {
-  private readonly rooms = new Set<string>();
+  /** Room → id of the join when known (restored, or joined here), for `rooms` without a read. */
+  private readonly rooms = new Map<string, string | undefined>();
   private readonly markers = new Map<string, string>();
+  /** The account was read at connect: the maps above follow it since. */
+  private restored = false;
 
   constructor(private readonly ctx: GatewayContext & { readonly accounts: Accounts }, private readonly owner: RoomsOwner) {}
 
@@ -47,14 +50,30 @@ export class ConnectionRooms {
    */
   async restore(): Promise<void> {
     const state = await this.ctx.accounts.load(this.owner.user());
-    for (const [key, msg] of state.markers) this.markers.set(key, msg);
+    for (const [key, msg] of state.markers) if ((this.markers.get(key) ?? '') < msg) this.markers.set(key, msg);
     const joins: Array<Promise<void>> = [];
-    for (const room of state.rooms.keys()) {
+    for (const [room, joinedAt] of state.rooms) {
       if (this.rooms.has(room)) continue;
-      this.rooms.add(room);
+      this.rooms.set(room, joinedAt);
       joins.push(this.ctx.router.subscribe(roomTopic(room), this.owner.sub));
     }
+    this.restored = true;
     await Promise.all(joins);
+  }
+
+  /**
+   * The account as this connection follows it (restored at connect, kept in step by its own frames
+   * and the events of the other devices), or undefined when it cannot stand in for a read: not
+   * restored, or a room joined elsewhere whose join time is unknown here.
+   */
+  snapshot(): AccountState | undefined {
+    if (!this.restored) return undefined;
+    const rooms = new Map<string, string>();
+    for (const [room, joinedAt] of this.rooms) {
+      if (joinedAt === undefined) return undefined;
+      rooms.set(room, joinedAt);
+    }
+    return { rooms, markers: new Map(this.markers) };
   }
 
   /**
@@ -66,15 +85,16 @@ export class ConnectionRooms {
   join(frame: JoinFrame): void {
     const { room } = frame;
     if (this.rooms.has(room)) return this.owner.ack(frame.id);
-    let kept: Promise<unknown>;
+    let kept: Promise<string>;
     try {
       kept = this.ctx.accounts.join(this.owner.user(), room, this.rooms.size);
     } catch (err) {
       return this.owner.fail(err, frame.id);
     }
-    this.rooms.add(room);
+    this.rooms.set(room, undefined);
     const subscribed = this.ctx.router.subscribe(roomTopic(room), this.owner.sub);
-    Promise.all([kept, subscribed]).then(() => {
+    Promise.all([kept, subscribed]).then(([joinedAt]) => {
+      if (this.rooms.has(room)) this.rooms.set(room, joinedAt);
       this.tellDevices(encodeMembership('joined', room));
       if (!this.owner.closed()) this.owner.ack(frame.id);
     }, (err: unknown) => {
@@ -94,7 +114,7 @@ export class ConnectionRooms {
     }, (err: unknown) => {
       // Still a member in the account: this connection follows the room again.
       if (!this.owner.closed() && !this.rooms.has(room)) {
-        this.rooms.add(room);
+        this.rooms.set(room, undefined);
         void this.ctx.router.subscribe(roomTopic(room), this.owner.sub);
       }
       this.owner.fail(err, frame.id);
@@ -129,7 +149,7 @@ export class ConnectionRooms {
     if (data.startsWith(JOINED_HEAD)) {
       const room = data.slice(JOINED_HEAD.length, data.indexOf('"', JOINED_HEAD.length));
       if (this.rooms.has(room)) return true; // this connection joined it itself
-      this.rooms.add(room);
+      this.rooms.set(room, undefined);
       void this.ctx.router.subscribe(roomTopic(room), this.owner.sub).then(() => {
         if (!this.owner.closed() && this.rooms.has(room)) this.owner.writeRaw(data);
       });
@@ -153,7 +173,7 @@ export class ConnectionRooms {
 
   /** The connection went: its room subscriptions go. */
   clear(): void {
-    for (const room of this.rooms) this.ctx.router.unsubscribe(roomTopic(room), this.owner.sub);
+    for (const room of this.rooms.keys()) this.ctx.router.unsubscribe(roomTopic(room), this.owner.sub);
     this.rooms.clear();
   }
 

@@ -16,6 +16,11 @@
 // Just the storage rows: BENCH_SCENARIOS=cross-nostore,cross,cross-disk npm run bench
 // The stream bench (RSS per 100k stored messages, mailbox replay rate, hand-off rate):
 //   BENCH_SCENARIOS=streams npm run bench   (or: npm run build && node test/bench/streams-bench.mjs)
+// The accounts bench (accounts-bench.mjs, about 50 s, in the default list): a user in 200 rooms with
+// 500 conversations, set up through WebSocket clients; ms hello -> welcome and welcome -> `rooms` +
+// first `conversations` page over 30 fresh connections (answers checked, bytes, node CPU per first
+// screen); then 1000 connections sending `typing` every second: events received/s, node CPU µs per
+// forwarded event, share throttled. Just it: BENCH_SCENARIOS=accounts npm run bench
 // Each scenario gets a fresh 3-node cluster (so its RSS and profile are its own) and measures:
 //   1. saturation: closed loop, BENCH_WINDOW un-acked sends per sender; delivered messages/s
 //   2. latency at half of that rate: open loop, paced; p50/p90/p99/max end to end
@@ -37,12 +42,12 @@
 //   BENCH_PAIRS [50]       sender/receiver pairs
 //   BENCH_WINDOW [32]      un-acked sends per sender
 //   BENCH_BODY_BYTES [64]  message body size
-//   BENCH_SCENARIOS [cross-nostore,cross,cross-disk,same,membership]
+//   BENCH_SCENARIOS [cross-nostore,cross,cross-disk,same,membership,accounts]
 //                          also: streams (stream bench, several minutes), junk (other users' latency under junk flooders)
 //   BENCH_BASE_PORT [0]    0: free ports picked at random; else HTTP P+i, mesh P+100+i, admin P+200+i
 //   BENCH_PROFILE [0]      1: run the nodes with --cpu-prof, write profiles next to the results and
 //                          print the top self-time functions of each node
-//   BENCH_TIMEOUT [60 + 60 per scenario, 600 for streams]  hard limit of the whole run, seconds
+//   BENCH_TIMEOUT [60 + 60 per scenario, 600 for streams, 180 for accounts]  hard limit of the whole run, seconds
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -69,7 +74,7 @@ function envNum(name, def, { min = 0, max = Infinity } = {}) {
   return n;
 }
 
-const DEFAULT_SCENARIOS = 'cross-nostore,cross,cross-disk,same,membership';
+const DEFAULT_SCENARIOS = 'cross-nostore,cross,cross-disk,same,membership,accounts';
 const scenarioList = (process.env.BENCH_SCENARIOS || DEFAULT_SCENARIOS).split(',').map((s) => s.trim()).filter(Boolean);
 const cfg = {
   seconds: envNum('BENCH_SECONDS', 8, { min: 1, max: 120 }),
@@ -79,14 +84,15 @@ const cfg = {
   bodyBytes: envNum('BENCH_BODY_BYTES', 64, { min: 16, max: 16_000 }),
   basePort: envNum('BENCH_BASE_PORT', 0, { min: 0, max: 65_000 }),
   profile: process.env.BENCH_PROFILE === '1' || process.env.BENCH_PROFILE === 'true',
-  // About a minute a scenario on a busy 2-core machine; the stream bench (two 3-node fills of 100k messages) up to 10.
-  timeout: envNum('BENCH_TIMEOUT', 60 + scenarioList.reduce((t, s) => t + (s === 'streams' ? 600 : 60), 0), { min: 10, max: 3600 }),
+  // About a minute a scenario on a busy 2-core machine; the stream bench (two 3-node fills of 100k messages) up to 10;
+  // the accounts bench (set-up of a big account, 1000 typing connections) up to 3.
+  timeout: envNum('BENCH_TIMEOUT', 60 + scenarioList.reduce((t, s) => t + ({ streams: 600, accounts: 180 }[s] ?? 60), 0), { min: 10, max: 3600 }),
   scenarios: scenarioList,
 };
 /** Load scenarios (runScenario) → the storage of their nodes: node defaults (memory), off, disk. */
 const LOAD_SCENARIOS = { cross: 'memory', 'cross-nostore': 'off', 'cross-disk': 'disk', same: 'memory' };
 /** Scenarios that are benchmarks of their own, run as a child process: name → file beside this one. */
-const CHILD_BENCHES = { membership: 'membership-bench.mjs', junk: 'junk-flood.mjs', streams: 'streams-bench.mjs' };
+const CHILD_BENCHES = { membership: 'membership-bench.mjs', junk: 'junk-flood.mjs', streams: 'streams-bench.mjs', accounts: 'accounts-bench.mjs' };
 for (const s of cfg.scenarios) {
   if (!(s in LOAD_SCENARIOS) && !(s in CHILD_BENCHES)) {
     process.stderr.write(`bench: unknown scenario "${s}" in BENCH_SCENARIOS (${[...Object.keys(LOAD_SCENARIOS), ...Object.keys(CHILD_BENCHES)].join(', ')})\n`);
