@@ -2,28 +2,14 @@
 /**
  * The `chatmesh` command. The only module that reads argv and the environment.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { signToken } from './auth/index.js';
-import { ConfigError } from './config/index.js';
+import { Command, Option } from 'commander';
 import type { NodeConfigInput } from './config/index.js';
 import { LOG_LEVELS } from './log.js';
 import type { LogLevel } from './log.js';
-import { runCluster } from './cluster.js';
-import { CtlError, runCtl } from './ctl.js';
-import { startNode } from './node.js';
+import { clusterOptionsProblem, clusterPorts, maxBasePort, MAX_CLUSTER_NODES, runCluster } from './cluster.js';
+import { CtlError, EXIT_FAILURE, EXIT_USAGE, int, intIn, isHelpShown, positive, requireSubcommand, throwUsageErrors, UsageError, usageText } from './cli-args.js';
+import { addCtlCommand } from './ctl-command.js';
 import type { ChatNode } from './node.js';
-
-function int(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('must be a whole number');
-  return n;
-}
-
-function positive(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
-  return n;
-}
 
 /** A `node` flag that can also come from `CHATMESH_<FLAG>`; the flag wins. */
 function flag(flags: string, description: string, parse?: (v: string) => unknown): Option {
@@ -35,8 +21,9 @@ function flag(flags: string, description: string, parse?: (v: string) => unknown
 /** Builds the CLI program (exported for tests of the flag set). */
 export function buildProgram(): Command {
   const program = new Command('chatmesh')
-    .description('chatmesh: a distributed chat server of equal nodes')
-    .showHelpAfterError()
+    .description('chatmesh: a distributed chat server of equal nodes.\n' +
+      'Exit codes: 0 done, 1 failed at run time (cannot connect, node failed to start), 2 usage error (bad flag or value).')
+    .usage('<command> [options]')
     .enablePositionalOptions();
 
   program.command('node')
@@ -45,8 +32,10 @@ export function buildProgram(): Command {
     .addOption(flag('--host <addr>', 'address every listener binds to (default: 127.0.0.1)'))
     .addOption(flag('--advertise <addr>', 'address peers and Consul use to reach this node (default: --host)'))
     .addOption(flag('--http-port <port>', 'HTTP: /ws, web client, /healthz, /metrics (default: 8080)', int))
+    .addOption(flag('--public-url <url>', 'WebSocket URL clients use to reach this node, as GET /nodes lists it (default: ws://<advertise>:<http-port>/ws)'))
     .addOption(flag('--mesh-port <port>', 'node-to-node gRPC (default: 7070)', int))
     .addOption(flag('--admin-port <port>', 'admin gRPC (default: 9090)', int))
+    .addOption(flag('--base-port <port>', `move all three ports: HTTP P, mesh P+100, admin P+200 (as node 0 of \`chatmesh cluster --base-port P\`); 1-${maxBasePort(1)}; --http-port, --mesh-port, --admin-port win over it`, intIn(1, maxBasePort(1))))
     .addOption(flag('--discovery <kind>', 'static or consul (default: static)').choices(['static', 'consul']))
     .addOption(flag('--peers <list>', 'static discovery: comma-separated host:meshPort of other nodes'))
     .addOption(flag('--consul-url <url>', 'consul discovery: the local Consul agent (default: http://127.0.0.1:8500)'))
@@ -62,7 +51,7 @@ export function buildProgram(): Command {
     .addOption(flag('--consul-token <token>', 'consul discovery: ACL token sent with every Consul call (default: CONSUL_HTTP_TOKEN)'))
     .addOption(flag('--route-cache-size <n>', 'max entries of the LRU routing table (default: 1000000)', int))
     .addOption(flag('--replicas <n>', 'copies of every stored stream, on distinct nodes (default: 2)', int))
-    .addOption(flag('--history-size <n>', 'messages kept per user and per room stream; 0 turns storage off (default: 1000)', int))
+    .addOption(flag('--history-size <n>', 'messages kept per user and per room stream; 0 keeps no message, accounts only (default: 1000)', int))
     .addOption(flag('--history-ttl <span>', 'age after which a kept message is dropped, e.g. 12h, 7d, 2w (default: 7d)'))
     .addOption(flag('--data-dir <dir>', 'keep this node\'s streams on disk in DIR (default: in memory)'))
     .addOption(flag('--max-stored-messages <n>', 'cap on the messages this node keeps over all streams, oldest dropped first (default: 1000000; 20000000 with --data-dir)', int))
@@ -72,14 +61,13 @@ export function buildProgram(): Command {
     .addOption(flag('--max-buffered-bytes <n>', 'drop a client whose unsent data passes this, close code 4008 (default: 4194304)', int))
     .addOption(flag('--heartbeat-ms <ms>', 'ping interval; a client silent for two intervals is dropped (default: 30000)', int))
     .addOption(flag('--max-connections <n>', 'max client connections on this node (default: 100000)', int))
-    .action(async (o: Record<string, unknown>) => {
+    .action(async (o: Record<string, unknown>, command: Command) => {
       await runNode({
         id: o['id'] as string | undefined,
         host: o['host'] as string | undefined,
         advertise: o['advertise'] as string | undefined,
-        httpPort: o['httpPort'] as number | undefined,
-        meshPort: o['meshPort'] as number | undefined,
-        adminPort: o['adminPort'] as number | undefined,
+        publicUrl: o['publicUrl'] as string | undefined,
+        ...nodePorts(o, command),
         discovery: o['discovery'] as 'static' | 'consul' | undefined,
         peers: typeof o['peers'] === 'string' ? o['peers'].split(',') : undefined,
         consulUrl: o['consulUrl'] as string | undefined,
@@ -111,59 +99,25 @@ export function buildProgram(): Command {
     });
 
   program.command('cluster')
-    .description('run N nodes on this machine as child processes (static discovery); Ctrl-C stops all.\n' +
-      'Node i gets HTTP port P+i, mesh port P+100+i, admin port P+200+i. Flags after -- go to every node.')
-    .requiredOption('--nodes <n>', 'number of nodes (1-100)', int)
+    .summary('run N nodes on this machine as child processes; Ctrl-C stops all')
+    .description('Run N nodes on this machine as child processes (static discovery). Node i gets HTTP port P+i, ' +
+      'mesh port P+100+i, admin port P+200+i. Flags after -- go to every node.\n\n' +
+      'A node that exits on its own is reported (id, pid, exit code or signal) and the others keep running. ' +
+      'With --restart it is started again (same id and ports) after 500 ms, doubling up to 10 s, back to 500 ms ' +
+      'once it stayed up 30 s; a node that exits with code 2 (bad flags) is not restarted. ' +
+      'Ctrl-C or SIGTERM stops every node, with no restarts; a second one makes them exit at once.')
+    .requiredOption('--nodes <n>', `number of nodes (1-${MAX_CLUSTER_NODES})`, intIn(1, MAX_CLUSTER_NODES))
     .option('--base-port <port>', 'base port P', int, 8080)
     .option('--host <addr>', 'address the nodes bind to', '127.0.0.1')
+    .option('--restart', 'restart a node that exits on its own, with a back-off')
     .argument('[nodeFlags...]', 'extra `chatmesh node` flags, after --')
-    .action(async (nodeArgs: string[], o: { nodes: number; basePort: number; host: string }) => {
-      process.exitCode = await runCluster({ nodes: o.nodes, basePort: o.basePort, host: o.host, nodeArgs });
+    .action(async (nodeArgs: string[], o: { nodes: number; basePort: number; host: string; restart?: boolean }) => {
+      const problem = clusterOptionsProblem(o.nodes, o.basePort);
+      if (problem) throw new UsageError(problem, 'chatmesh cluster');
+      process.exitCode = await runCluster({ nodes: o.nodes, basePort: o.basePort, host: o.host, nodeArgs, restart: o.restart === true });
     });
 
-  const ctl = program.command('ctl')
-    .description('admin client of a node\'s admin API')
-    .enablePositionalOptions()
-    .addOption(new Option('--admin <host:port>', 'admin API address (default: 127.0.0.1:9090)').env('CHATMESH_ADMIN'))
-    .addOption(new Option('--token <token>', 'admin bearer token (the node\'s --admin-token)').env('CHATMESH_ADMIN_TOKEN'))
-    .option('--json', 'print JSON for scripts')
-    .option('--timeout-ms <ms>', 'deadline of each call (default: 5000)', int);
-  // Shared flags are accepted before the subcommand (as the contract writes them) and after it.
-  const shared = (c: Command): Command => c
-    .addOption(new Option('--admin <host:port>', 'admin API address (default: 127.0.0.1:9090)'))
-    .addOption(new Option('--token <token>', 'admin bearer token'))
-    .option('--json', 'print JSON for scripts')
-    .option('--timeout-ms <ms>', 'deadline of each call (default: 5000)', int);
-  type CtlFlags = { admin?: string; token?: string; json?: boolean; timeoutMs?: number; after?: string; limit?: number; room?: string };
-  const ctlRun = (cmd: string) => async (...a: unknown[]): Promise<void> => {
-    const command = a[a.length - 1] as Command;
-    const own = command.opts<CtlFlags>();
-    const parent = ctl.opts<CtlFlags>();
-    const args = a.slice(0, -2).filter((x): x is string => typeof x === 'string');
-    const text = await runCtl(cmd, args, {
-      admin: own.admin ?? parent.admin ?? '127.0.0.1:9090',
-      token: own.token ?? parent.token,
-      json: own.json ?? parent.json ?? false,
-      timeoutMs: own.timeoutMs ?? parent.timeoutMs ?? 5000,
-    }, {
-      ...(own.after !== undefined && { after: own.after }), ...(own.limit !== undefined && { limit: own.limit }),
-      ...(own.room !== undefined && { room: own.room }),
-    });
-    process.stdout.write(`${text}\n`);
-  };
-  shared(ctl.command('route').description('where a user\'s connections are').argument('<user>')).action(ctlRun('route'));
-  shared(ctl.command('room').description('where a room\'s members are').argument('<room>')).action(ctlRun('room'));
-  shared(ctl.command('routes').description('the routing table, paged'))
-    .option('--after <topic>', 'start after this topic')
-    .option('--limit <n>', 'max routes (1-10000)', int, 1000)
-    .action(ctlRun('routes'));
-  shared(ctl.command('peers').description('peers and link state')).action(ctlRun('peers'));
-  shared(ctl.command('stats').description('the node\'s counters')).action(ctlRun('stats'));
-  shared(ctl.command('drain').description('move this node\'s clients away (close 1012) and deregister; the node keeps serving peers')).action(ctlRun('drain'));
-  shared(ctl.command('stream').description('where a user\'s (or with --room, a room\'s) message stream is kept: its replicas and what each holds')
-    .argument('[user]', 'the user whose stream to show'))
-    .option('--room <room>', 'show this room\'s stream instead of a user\'s')
-    .action(ctlRun('stream'));
+  addCtlCommand(program);
 
   program.command('token')
     .description('print a signed client token (HS256 JWT) for a user')
@@ -172,16 +126,37 @@ export function buildProgram(): Command {
     .option('--ttl <span>', 'lifetime, e.g. 30m, 1h, 7d', '1h')
     .action(async (o: { user: string; secret: string; ttl: string }) => {
       if (!/^\d+[smhdwy]$|^\d+ ?(sec|secs|second|seconds|min|mins|minute|minutes|hour|hours|day|days|week|weeks|year|years)$/.test(o.ttl)) {
-        throw new CliError(`--ttl "${o.ttl}" is not a time span like 30m, 1h, 7d`);
+        throw new UsageError(`option '--ttl <span>' must be a time span like 30m, 1h, 7d (got '${o.ttl}')`, 'chatmesh token');
       }
-      process.stdout.write(`${await signToken({ user: o.user, secret: o.secret, ttl: o.ttl })}\n`);
+      const { signToken } = await import('./auth/index.js');
+      const token = await signToken({ user: o.user, secret: o.secret, ttl: o.ttl }).catch((err: unknown) => {
+        throw err instanceof RangeError ? new UsageError(err.message, 'chatmesh token') : err;
+      });
+      process.stdout.write(`${token}\n`);
     });
 
+  requireSubcommand(program, 'chatmesh');
+  throwUsageErrors(program);
   return program;
 }
 
-/** An error the CLI reports as one line and exit code 2. */
-class CliError extends Error {}
+type NodePorts = Pick<NodeConfigInput, 'httpPort' | 'meshPort' | 'adminPort'>;
+
+/**
+ * The node's ports: `--base-port` P gives HTTP P, mesh P+100, admin P+200 (node 0 of a cluster
+ * with base port P). A port flag wins over it, unless the port came from the environment and the
+ * base port from the command line (a flag wins over an env var).
+ */
+function nodePorts(o: Record<string, unknown>, command: Command): NodePorts {
+  const base = o['basePort'] as number | undefined;
+  const strength = (key: string): number => ({ cli: 2, env: 1 } as Record<string, number>)[command.getOptionValueSource(key) ?? ''] ?? 0;
+  const derived = base === undefined ? undefined : clusterPorts(base, 0);
+  const pick = (key: keyof NodePorts, fromBase: number | undefined): number | undefined => {
+    const own = o[key] as number | undefined;
+    return fromBase === undefined || (own !== undefined && strength(key) >= strength('basePort')) ? own : fromBase;
+  };
+  return { httpPort: pick('httpPort', derived?.http), meshPort: pick('meshPort', derived?.mesh), adminPort: pick('adminPort', derived?.admin) };
+}
 
 async function runNode(input: NodeConfigInput): Promise<void> {
   // Handlers go in before the node starts, so a signal during startup still shuts down cleanly.
@@ -208,33 +183,50 @@ async function runNode(input: NodeConfigInput): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  node = await startNode(input);
+  // Loaded here: the node's modules are most of the CLI's start-up time, and only `node` needs them.
+  const { startNode } = await import('./node.js');
+  // A component refusing a value the config checks let through is a usage error too.
+  node = await startNode(input).catch((err: unknown) => {
+    throw err instanceof RangeError ? new UsageError(err.message, 'chatmesh node') : err;
+  });
   if (signals > 0) shutdown();
+}
+
+/** Prints what went wrong (one line; a stack only for an unexpected error) and returns the exit code. */
+function report(err: unknown): number {
+  const say = (text: string): void => { process.stderr.write(text); };
+  if (isHelpShown(err)) return 0;
+  if (err instanceof UsageError) {
+    say(usageText(err.message, err.command));
+    return EXIT_USAGE;
+  }
+  // By name: the config module is loaded only by `node`.
+  if (err instanceof Error && err.name === 'ConfigError') {
+    say(usageText(err.message, 'chatmesh node'));
+    return EXIT_USAGE;
+  }
+  if (err instanceof CtlError) {
+    say(`chatmesh ctl: ${err.message}\n`);
+    return err.code === 'USAGE' ? EXIT_USAGE : EXIT_FAILURE;
+  }
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'STORE_OPEN_FAILED') {
+    // Never a silent fall-back to memory: the node does not start.
+    say(`chatmesh: ${e.message}\n`);
+  } else if (e.code === 'EADDRINUSE') {
+    say(`chatmesh: ${e.message} (is another node running on that port?)\n`);
+  } else {
+    say(`chatmesh: failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  }
+  return EXIT_FAILURE;
 }
 
 async function main(): Promise<void> {
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof CliError || err instanceof RangeError) {
-      process.stderr.write(`chatmesh: ${err.message}\n`);
-      process.exit(2);
-    }
-    if (err instanceof CtlError) {
-      process.stderr.write(`chatmesh ctl: ${err.message}\n`);
-      process.exit(err.code === 'USAGE' ? 2 : 1);
-    }
-    const e = err as NodeJS.ErrnoException;
-    if ((err as { code?: unknown }).code === 'STORE_OPEN_FAILED') {
-      // Never a silent fall-back to memory: the node does not start.
-      process.stderr.write(`chatmesh: ${e.message}\n`);
-      process.exit(1);
-    }
-    if (e.code === 'EADDRINUSE') {
-      process.stderr.write(`chatmesh: ${e.message} (is another node running on that port?)\n`);
-      process.exit(1);
-    }
-    throw err;
+    // Exit now: a node that failed half-way through starting may hold handles open.
+    process.exit(report(err));
   }
 }
 

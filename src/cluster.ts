@@ -1,12 +1,13 @@
 /**
  * `chatmesh cluster`: N nodes on this machine as child processes with static discovery of each
  * other. Ports from the base port P: node i serves HTTP on P+i, the mesh on P+100+i and the admin
- * API on P+200+i. Ctrl-C (or SIGTERM) stops every node gracefully.
+ * API on P+200+i. A node that exits on its own is reported (id, pid, code or signal) while the
+ * others keep running; with `restart` it is started again after a back-off. Ctrl-C (or SIGTERM)
+ * stops every node gracefully, with no restarts; a second one makes the nodes exit at once.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { ClusterNode } from './cluster-node.js';
+import type { BackoffOptions } from './cluster-backoff.js';
 
 /** Options of a local cluster. */
 export interface ClusterOptions {
@@ -18,55 +19,92 @@ export interface ClusterOptions {
   readonly host: string;
   /** Extra `chatmesh node` flags given to every node. */
   readonly nodeArgs: readonly string[];
+  /** Restart a node that exits on its own (not one that exits with code 2). Default false. */
+  readonly restart?: boolean;
+  /** Back-off of restarts; default 500 ms doubling to 10 s, reset after 30 s up. */
+  readonly backoff?: BackoffOptions;
 }
 
-/** Ports of node i. */
+/** Largest number of nodes of a cluster. */
+export const MAX_CLUSTER_NODES = 100;
+
+/** Ports of node i of a cluster with base port P; `chatmesh node --base-port P` uses those of node 0. */
 export function clusterPorts(basePort: number, i: number): { http: number; mesh: number; admin: number } {
   return { http: basePort + i, mesh: basePort + 100 + i, admin: basePort + 200 + i };
 }
 
-/** Runs the cluster until a signal; resolves with the exit code. */
-export async function runCluster(opts: ClusterOptions): Promise<number> {
-  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 100) throw new RangeError('--nodes must be 1..100');
-  if (!Number.isInteger(opts.basePort) || opts.basePort < 1 || opts.basePort + 200 + opts.nodes > 65535) {
-    throw new RangeError('--base-port leaves no room for the nodes\' ports');
+/** Largest base port that leaves room for the ports of `nodes` nodes (the last admin port is 65535). */
+export function maxBasePort(nodes: number): number {
+  return 65535 - clusterPorts(0, nodes - 1).admin;
+}
+
+/** What is wrong with the node count and base port, or undefined if they fit. */
+export function clusterOptionsProblem(nodes: number, basePort: number): string | undefined {
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_CLUSTER_NODES) return `option '--nodes <n>' must be 1-${MAX_CLUSTER_NODES} (got ${nodes})`;
+  const max = maxBasePort(nodes);
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort > max) {
+    return `option '--base-port <port>' must be 1-${max} for ${nodes} node(s), whose admin ports go up to P+${200 + nodes - 1} (got ${basePort})`;
   }
+  return undefined;
+}
+
+/** The cluster's exit code from its nodes' last exits: 2 if one had wrong flags, 1 if one failed, else 0. */
+export function clusterExitCode(nodes: readonly ClusterNode[]): number {
+  const codes = nodes.map((n) => n.lastExit?.code ?? 1);
+  if (codes.includes(2)) return 2;
+  return codes.every((c) => c === 0) ? 0 : 1;
+}
+
+/** Runs the cluster until a signal (or until every node exited); resolves with the exit code. Throws `RangeError` on bad options. */
+export async function runCluster(opts: ClusterOptions): Promise<number> {
+  const problem = clusterOptionsProblem(opts.nodes, opts.basePort);
+  if (problem) throw new RangeError(problem);
   const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
   const peers = Array.from({ length: opts.nodes }, (_, i) => `${opts.host}:${clusterPorts(opts.basePort, i).mesh}`).join(',');
-  const children: ChildProcess[] = [];
-  let stopping = false;
-  const exited: Array<Promise<number>> = [];
+  const nodes: ClusterNode[] = [];
   for (let i = 0; i < opts.nodes; i++) {
     const p = clusterPorts(opts.basePort, i);
     const id = `node-${i}`;
-    const child = spawn(process.execPath, [
-      cli, 'node', '--id', id, '--host', opts.host,
-      '--http-port', String(p.http), '--mesh-port', String(p.mesh), '--admin-port', String(p.admin),
-      '--discovery', 'static', '--peers', peers, ...opts.nodeArgs,
-    // Own process group: a terminal's Ctrl-C reaches only the cluster, which stops each node once.
-    ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    children.push(child);
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[${id}] ${line}\n`));
-    }
-    exited.push(new Promise((resolve) => child.once('exit', (code, signal) => {
-      if (!stopping) process.stderr.write(`[${id}] exited (${code ?? signal}); stopping the cluster\n`);
-      resolve(code ?? 1);
-      stopAll();
-    })));
-    process.stdout.write(`[cluster] ${id}: http://${opts.host}:${p.http}  mesh ${opts.host}:${p.mesh}  admin ${opts.host}:${p.admin}\n`);
+    const node = new ClusterNode({
+      id,
+      restart: opts.restart ?? false,
+      ...(opts.backoff && { backoff: opts.backoff }),
+      args: [
+        cli, 'node', '--id', id, '--host', opts.host,
+        '--http-port', String(p.http), '--mesh-port', String(p.mesh), '--admin-port', String(p.admin),
+        '--discovery', 'static', '--peers', peers, ...opts.nodeArgs,
+      ],
+    });
+    nodes.push(node);
+    node.start(`http://${opts.host}:${p.http}  mesh ${opts.host}:${p.mesh}  admin ${opts.host}:${p.admin}`);
   }
-  function stopAll(): void {
-    if (stopping) return;
-    stopping = true;
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-  }
-  process.once('SIGINT', stopAll);
-  process.once('SIGTERM', stopAll);
+  let signals = 0;
+  const onSignal = (): void => {
+    // The first signal stops each node gracefully; a second reaches the nodes as theirs, which exit at once.
+    signals++;
+    for (const n of nodes) n.stop('SIGTERM');
+    if (signals === 1) process.stderr.write('[cluster] stopping every node\n');
+  };
   // If this process dies some other way, do not leave nodes behind.
-  process.once('exit', () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-  });
-  const codes = await Promise.all(exited);
-  return codes.every((c) => c === 0) ? 0 : 1;
+  const onExit = (): void => {
+    for (const n of nodes) {
+      try {
+        if (n.pid !== undefined) process.kill(n.pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.once('exit', onExit);
+  try {
+    await Promise.all(nodes.map((n) => n.done));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
+  }
+  if (signals === 0) process.stderr.write('[cluster] every node has exited\n');
+  return clusterExitCode(nodes);
 }

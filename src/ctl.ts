@@ -1,6 +1,6 @@
 /**
  * `chatmesh ctl`: the admin client. Human-readable tables by default, `--json` for scripts;
- * one line on stderr and exit code 1 on failure.
+ * one line on stderr and exit code 1 on failure (2 on a usage error).
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -10,6 +10,10 @@ import type { Route__Output } from './generated/chatmesh/admin/v1/Route.js';
 import type { GetStreamRequest } from './generated/chatmesh/admin/v1/GetStreamRequest.js';
 import type { StreamInfo__Output } from './generated/chatmesh/admin/v1/StreamInfo.js';
 import { PROTO_LOADER_OPTIONS, protoPath } from './mesh/index.js';
+import { CTL_RANGES, CtlError } from './cli-args.js';
+import { explain } from './ctl-explain.js';
+
+export { CTL_RANGES, CtlError } from './cli-args.js';
 
 /** Options shared by every `ctl` subcommand. */
 export interface CtlOptions {
@@ -19,14 +23,6 @@ export interface CtlOptions {
   readonly json: boolean;
   /** Deadline of each call, in ms. */
   readonly timeoutMs: number;
-}
-
-/** A failed admin call, already worded for a human. */
-export class CtlError extends Error {
-  constructor(message: string, readonly code: string) {
-    super(message);
-    this.name = 'CtlError';
-  }
 }
 
 function client(opts: CtlOptions): AdminClient & grpc.Client {
@@ -40,16 +36,9 @@ function callOptions(opts: CtlOptions): { metadata: grpc.Metadata; options: grpc
   return { metadata, options: { deadline: Date.now() + opts.timeoutMs } };
 }
 
-function explain(err: grpc.ServiceError, opts: CtlOptions): CtlError {
-  switch (err.code) {
-    case grpc.status.UNAUTHENTICATED:
-      return new CtlError(`unauthorized: ${err.details} (pass --token or CHATMESH_ADMIN_TOKEN)`, 'UNAUTHENTICATED');
-    case grpc.status.UNAVAILABLE:
-      return new CtlError(`cannot reach the admin API at ${opts.admin}: ${err.details}`, 'UNAVAILABLE');
-    case grpc.status.DEADLINE_EXCEEDED:
-      return new CtlError(`no answer from ${opts.admin} within ${opts.timeoutMs} ms`, 'DEADLINE_EXCEEDED');
-    default:
-      return new CtlError(`${grpc.status[err.code] ?? err.code}: ${err.details}`, String(grpc.status[err.code] ?? err.code));
+function inRange(name: string, value: number, range: { min: number; max: number }): void {
+  if (!Number.isInteger(value) || value < range.min || value > range.max) {
+    throw new CtlError(`${name} must be ${range.min}-${range.max} (got ${value})`, 'USAGE');
   }
 }
 
@@ -61,7 +50,7 @@ function unary<Req, Res>(opts: CtlOptions, call: (c: AdminClient) => Unary<Req, 
   return new Promise<Res>((resolve, reject) => {
     call(c).call(c, req, metadata, options, (err, res) => {
       c.close();
-      if (err) reject(explain(err, opts));
+      if (err) explain(err, opts.admin, opts.timeoutMs).then(reject, reject);
       else resolve(res!);
     });
   });
@@ -104,6 +93,8 @@ function streamText(s: StreamInfo__Output): string {
 /** Runs one subcommand; resolves with the text to print. */
 export async function runCtl(cmd: string, args: readonly string[], opts: CtlOptions, extra: { after?: string; limit?: number; room?: string } = {}): Promise<string> {
   const out = (value: unknown, text: () => string): string => (opts.json ? JSON.stringify(value, null, 2) : text());
+  inRange('--timeout-ms', opts.timeoutMs, CTL_RANGES.timeoutMs);
+  if (extra.limit !== undefined) inRange('--limit', extra.limit, CTL_RANGES.limit);
   switch (cmd) {
     case 'route':
     case 'room': {
@@ -119,7 +110,7 @@ export async function runCtl(cmd: string, args: readonly string[], opts: CtlOpti
       await new Promise<void>((resolve, reject) => {
         const call = c.ListRoutes({ after: extra.after ?? '', limit: extra.limit ?? 1000 }, metadata, options);
         call.on('data', (r: Route__Output) => rows.push(r));
-        call.on('error', (e: grpc.ServiceError) => reject(explain(e, opts)));
+        call.on('error', (e: grpc.ServiceError) => { explain(e, opts.admin, opts.timeoutMs).then(reject, reject); });
         call.on('end', () => resolve());
       }).finally(() => c.close());
       return out(rows, () => rows.length === 0 ? '(no routes)' : table(['topic', 'home', 'owners (connections)', 'source', 'seq', 'pinned'],

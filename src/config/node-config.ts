@@ -52,7 +52,7 @@ export interface NodeConfig {
   readonly consulToken: string | undefined;
   /** Copies of every stream, on distinct nodes (`--replicas`). Default 2. */
   readonly replicas: number;
-  /** Messages kept per stream; 0 turns storage off (`--history-size`). Default 1000. */
+  /** Messages kept per stream; 0 keeps no message (accounts are still kept) (`--history-size`). Default 1000. */
   readonly historySize: number;
   /** Age after which a kept message is dropped, ms (`--history-ttl`). Default 7 days. */
   readonly historyTtlMs: number;
@@ -198,11 +198,10 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
   if (!Number.isInteger(cfg.routeCacheSize) || cfg.routeCacheSize < 1) throw new ConfigError('--route-cache-size must be a positive integer');
   if (!Number.isInteger(cfg.replicas) || cfg.replicas < 1 || cfg.replicas > 16) throw new ConfigError(`--replicas must be a whole number 1-16, got ${String(cfg.replicas)}`);
   if (!Number.isInteger(cfg.historySize) || cfg.historySize < 0 || cfg.historySize > 100_000) {
-    throw new ConfigError(`--history-size must be a whole number 0-100000 (0 turns storage off), got ${String(cfg.historySize)}`);
+    throw new ConfigError(`--history-size must be a whole number 0-100000 (0: no message kept), got ${String(cfg.historySize)}`);
   }
   if (cfg.historyTtlMs < 1000) throw new ConfigError('--history-ttl must be at least 1s');
   if (!Number.isInteger(cfg.maxStoredMessages) || cfg.maxStoredMessages < 1) throw new ConfigError('--max-stored-messages must be a positive whole number');
-  if (cfg.dataDir !== undefined && cfg.historySize === 0) throw new ConfigError('--data-dir keeps streams, but --history-size 0 turns storage off: drop one of them');
   for (const p of cfg.peers) {
     if (!/^[^\s:]+:\d{1,5}$/.test(p) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(p)) throw new ConfigError(`--peers entry "${p}" is not host:port`);
   }
