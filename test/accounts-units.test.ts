@@ -125,6 +125,8 @@ t.test('what peers send about accounts is checked', async (t) => {
   t.match(invalidStreamCall(query({ limit: 1e9 })), /bad kind or limit/);
   t.match(invalidStreamCall(query({ kind: 2, stream: 'r:lobby' })), /bad stream/);
   t.match(invalidStreamCall(query({ kind: 1, stream: 'm:lobby' })), /bad stream/);
+  t.equal(invalidStreamCall(query({ kind: 1, stream: 'a:bob/u:alice' })), undefined, 'a tail of a read marker');
+  t.match(invalidStreamCall(query({ kind: 3, stream: 'r:lobby', limit: 5 })), /bad stream/);
   t.match(invalidStreamCall(query({ after: 'not an id' })), /bad bound/);
   t.match(invalidStreamCall(query({ kind: 3, stream: 'u:alice', markers: [{ with: 'bad user!', msg: id(1) }] })), /bad marker/);
   t.match(invalidStreamCall(call({ body: 'query', query: { queries: new Array(10_001).fill({}) } } as Partial<StreamCall__Output>)), /query/);

@@ -135,6 +135,9 @@ t.test('rooms, members and conversations with unread counts; read markers and re
   // A read receipt: bob's devices hear that alice read up to b1; markers only move forward.
   await ok(alice, { type: 'read', with: 'bob', msg: m1['msg'] });
   t.same(await bob.next('read'), { type: 'read', user: 'alice', with: 'bob', msg: m1['msg'] });
+  const bobs = (await ok(bob, { type: 'conversations' }))['conversations'] as Array<Record<string, unknown>>;
+  t.equal(bobs.find((v) => v['with'] === 'alice')!['seen'], m1['msg'], 'a reload shows how far the other party read');
+  t.notOk('seen' in list.find((v) => v['with'] === 'carol')!, 'no marker, no seen');
   const v2 = (await ok(alice, { type: 'conversations' }))['conversations'] as Array<Record<string, unknown>>;
   t.equal(v2.find((v) => v['with'] === 'bob')!['unread'], 1, 'one unread after the marker');
   const older = (await ok(alice, { type: 'conversations' }))['conversations'] as Array<Record<string, unknown>>;

@@ -3,7 +3,7 @@
 // `synced`, and a node restart (same port, same --data-dir) during which messages arrive: after the
 // reconnect (hello with `since`) they show once, and nothing already shown shows twice.
 // Skipped when Chromium is missing. Screenshots of failing pages go to CHATMESH_SCREENSHOT_DIR
-// (default .tap/screenshots).
+// (default: a folder in the OS temp dir, printed).
 import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -100,7 +100,9 @@ t.test('history: the newest 50 on opening a conversation, "load older" pages bac
   await page.locator('#sync-status', { hasText: /^synced$/ }).waitFor();
   t.pass('synced (empty mailbox) shows as "synced"');
   t.equal(await pageValue(page, 'window.chatmesh.state.since'), null, 'a fresh tab sends no since: it gets the mailbox');
-  t.equal(await page.locator('[data-testid="conv-item"]').count(), 0, 'no conversation before one is opened');
+  // The sidebar comes from the server's list of alice's conversations (her other device got them).
+  await page.locator('[data-testid="conv-item"][data-conv="dm:bob"]').waitFor();
+  t.equal(await page.locator('[data-testid="conv-item"]').count(), 1, 'the sidebar lists the one conversation alice has');
   t.equal(await page.locator('#events', { hasText: '"type"' }).count(), 0, 'no raw frame in the events pane');
 
   await openDm(page, 'bob');
@@ -211,7 +213,7 @@ t.test('room: its history on joining, paging back, and a history error shown bes
   // The connection leaves the room behind the page's back: its next history page is refused.
   await pageValue(page, 'window.chatmesh.sendRaw({ type: "leave", id: "raw-leave", room: "lobby" })');
   await pageValue(page, 'window.chatmesh.sendRaw({ type: "history", id: "raw-check", room: "lobby", limit: 1 })');
-  await page.locator('#events [data-kind="error"]', { hasText: 'raw-check' }).waitFor();
+  await page.locator('#events [data-kind="error"]', { hasText: 'raw-check' }).waitFor({ state: 'attached' });
   await page.click('#load-older');
   const error = page.locator('#history-bar #history-status.error', { hasText: 'not_member' });
   await error.waitFor();

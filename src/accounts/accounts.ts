@@ -15,6 +15,8 @@ export interface AccountStreams {
   write(items: readonly StreamItem[]): Promise<void>;
   read(stream: string, q: RangeQuery): Promise<RangeResult>;
   queryAll(queries: readonly StreamQuerySpec[]): Promise<QueryAnswer[]>;
+  /** Like queryAll, with undefined for a query none of whose replicas answered. */
+  query(queries: readonly StreamQuerySpec[]): Promise<Array<QueryAnswer | undefined>>;
 }
 
 /** A user's account as loaded: rooms (with when they were joined) and read markers by target key. */
@@ -141,8 +143,15 @@ export class Accounts {
     const markers = new Map<string, string>();
     for (const [key, msg] of state.markers) if (key.startsWith('u:')) markers.set(key.slice(2), msg);
     const [page] = await this.opts.streams.queryAll([{ kind: 'conversations', stream: userTopic(user), self: user, ...(before !== undefined && { before }), limit, markers }]);
+    // How far each other party read (their marker of this conversation), for "seen" after a reload;
+    // best effort: a party whose account does not answer now is shown without it.
+    const peers = page!.entries.map(({ entry }) => entry.with);
+    const seen = await this.opts.streams.query(peers.map((peer): StreamQuerySpec => ({ kind: 'tail', stream: markerStream(peer, { with: user }), self: user })));
     return {
-      conversations: page!.entries.map(({ entry }, i) => ({ with: entry.with, last: entry.frame, unread: page!.counts[i] ?? 0 })),
+      conversations: page!.entries.map(({ entry }, i) => {
+        const read = peers[i] === user ? undefined : seen[i]?.entries[0]?.entry.id;
+        return { with: entry.with, last: entry.frame, unread: page!.counts[i] ?? 0, ...(read !== undefined && { seen: read }) };
+      }),
       more: page!.more,
     };
   }

@@ -65,7 +65,9 @@ function invalidEntries(entries: unknown, what: string): string | undefined {
 
 function invalidQuery(q: StreamQuery__Output | null | undefined): string | undefined {
   if (!q || !QUERY_KINDS.has(q.kind) || !Number.isSafeInteger(q.limit) || q.limit > MAX_STREAM_ITEMS) return 'streamCall query: bad kind or limit';
-  if (!(q.kind === 2 ? isGroupName(q.stream) : isTopic(q.stream))) return 'streamCall query: bad stream';
+  // tail: a message stream, or a state stream (a read marker); conversations: a user stream.
+  const stream = q.kind === 2 ? isGroupName(q.stream) : q.kind === 1 ? isStreamName(q.stream) : isTopic(q.stream) && q.stream.startsWith('u:');
+  if (!stream) return 'streamCall query: bad stream';
   if (!(q.kind === 2 ? q.after === '' || isStreamName(q.after) : optionalMsgId(q.after)) || !optionalMsgId(q.before) || !optionalUser(q.self)) return 'streamCall query: bad bound';
   if (!Array.isArray(q.markers) || q.markers.length > MAX_STREAM_ITEMS) return 'streamCall query: bad markers';
   for (const m of q.markers) if (!m || !optionalUser(m.with) || !optionalMsgId(m.msg)) return 'streamCall query: bad marker';

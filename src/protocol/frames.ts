@@ -111,11 +111,14 @@ export function encodeRooms(id: string | undefined, rooms: readonly RoomSummary[
   return `{"type":"rooms",${id === undefined ? '' : `"id":${JSON.stringify(id)},`}"rooms":[${items.join(',')}]}`;
 }
 
-/** One conversation of a `conversations` answer; `last` is an encoded `message` frame. */
-export interface ConversationSummary { readonly with: string; readonly last: string; readonly unread: number }
+/**
+ * One conversation of a `conversations` answer; `last` is an encoded `message` frame; `seen`: the
+ * message the other party read up to in it, when they have a read marker there.
+ */
+export interface ConversationSummary { readonly with: string; readonly last: string; readonly unread: number; readonly seen?: string }
 
 /** The answer of `conversations`. */
 export function encodeConversations(id: string | undefined, convs: readonly ConversationSummary[], more: boolean): string {
-  const items = convs.map((c) => `{"with":"${c.with}","last":${c.last},"unread":${c.unread}}`);
+  const items = convs.map((c) => `{"with":"${c.with}","last":${c.last},"unread":${c.unread}${c.seen === undefined ? '' : `,"seen":"${c.seen}"`}}`);
   return `{"type":"conversations",${id === undefined ? '' : `"id":${JSON.stringify(id)},`}"conversations":[${items.join(',')}],"more":${more}}`;
 }

@@ -1,18 +1,31 @@
 // Conversations and rooms: the messages each shows (in message-id order, each once, whether it
-// came live, replayed after a reconnect or read back from history), sending, joining and leaving.
-import { MAX_BODY_BYTES, state } from './state.js';
-import { byteLength, logEvent, ui } from './dom.js';
-import { Timeline } from './timeline.js';
+// came live, replayed after a reconnect or read back from history), selecting one, joining and
+// leaving rooms.
+import { state } from './state.js';
+import { fieldError, logEvent, ui } from './dom.js';
+import { Timeline, idAtTime } from './timeline.js';
 import { request } from './net.js';
 import { noteShown, openHistory, pumpHistory } from './history.js';
-import { keepingView, messagePlaced, messageRemoved, renderConvs, renderMessages, updateCompose } from './render.js';
+import { flushOutbox, loadDraft } from './outbox.js';
+import { notifyIncoming, pageVisible } from './notify.js';
+import { watch } from './presence.js';
+import { scheduleRead, updateSeen } from './reads.js';
+import { openRoster } from './roster.js';
+import { typingStopped } from './typing.js';
+import {
+  closeSidebar, keepingView, messagePlaced, messageRemoved, renderConvs, renderMessages, updateCompose,
+} from './render.js';
 
 // A message of this device that the server never confirmed (its connection dropped first) is
 // taken to be the same as one of ours that comes back with the same body within this time.
 const ADOPT_WINDOW_MS = 10 * 60 * 1000;
 
-/** The conversation `kind` ("dm" or "room") with `name`, created (and shown if none is) on first use. */
-export function getConv(kind, name) {
+/**
+ * The conversation `kind` ("dm" or "room") with `name`, created on first use (and then shown when
+ * none is and the page is synced, unless `show` is false: during the mailbox or replay the most
+ * recent conversation is shown once the lists are in, see selectMostRecent).
+ */
+export function getConv(kind, name, show = true) {
   const key = `${kind}:${name}`;
   let c = state.convs.get(key);
   if (!c) {
@@ -21,17 +34,31 @@ export function getConv(kind, name) {
       // History: wanted once opened; loaded after its first page; more: older ones are kept.
       hist: { wanted: false, loaded: false, loading: false, more: false, error: null },
       catchUp: false,  // read back the newest pages at the next sync (a reconnect may have missed some)
-      rejoined: false, // a room's join was acked on the current socket
+      rejoined: false, // a room's membership holds on the current socket
+      draft: '', error: '', // the compose box's unsent text and the reason the last send failed
+      last: null,      // the newest message known (from the server's lists, or shown), for the preview
+      touched: '',     // sort key of a conversation opened here before it had messages
+      readSent: null, seenBy: null, // read marker sent by this page; the other party's read receipt
+      typing: new Map(), // user -> when their "typing" stops showing
+      roster: null, memberCount: null,
     };
     state.convs.set(key, c);
+    if (kind === 'dm' && name !== state.me) watch([name], 'dm');
     renderConvs();
-    if (!state.active) select(key, false);
+    if (!state.active && show && state.synced) select(key, false);
   }
   return c;
 }
 
 /** True while `c` is still a conversation of the page (not left or reset since). */
 export const isCurrent = (c) => state.convs.get(c.key) === c;
+
+/** The newest message id `c` knows of (shown, or its server-side last), for ordering the list. */
+export function activity(c) {
+  const shown = c.timeline.newestId() || '';
+  const last = (c.last && c.last.msg) || '';
+  return [shown, last, c.touched].reduce((a, b) => (b > a ? b : a), '');
+}
 
 // A frame's shape is checked before it is shown; a malformed one is reported, not thrown on.
 const isText = (v) => typeof v === 'string';
@@ -63,19 +90,24 @@ export function ingestPage(c, frames, source) {
       if (ok) added += 1;
     }
   });
+  scheduleRead(c);
   return added;
 }
+
+/** True when `c` is on screen: shown, in a visible tab. */
+export const onScreen = (c) => c.key === state.active && pageVisible();
 
 function ingest(c, f, source) {
   const msg = isText(f.msg) ? f.msg : null;
   if (msg && c.timeline.get(msg)) return false; // shown already: live and replayed, or paged twice
   const mine = f.from === state.me;
   const ts = typeof f.ts === 'number' ? f.ts : Date.now();
+  if (msg && (!c.last || !isText(c.last.msg) || msg > c.last.msg)) c.last = f;
   if (mine && msg) {
     // Our own message whose ack was lost with the connection: it was sent after all.
     const local = c.timeline.findUnconfirmed(f.body, ['error: disconnected']);
     if (local && Math.abs(local.ts - ts) < ADOPT_WINDOW_MS) {
-      confirm(c, local, msg, 'confirmed', ts);
+      confirmMessage(c, local, msg, 'confirmed', ts);
       return false;
     }
   }
@@ -86,13 +118,20 @@ function ingest(c, f, source) {
   if (msg) c.timeline.insert(m); else c.timeline.insertLocal(m, Date.now());
   messagePlaced(c, m);
   if (msg && c.kind === 'dm') noteShown();
+  if (mine) updateSeen(c);
   if (source === 'live' && state.welcomed && !state.synced) state.replayed += 1;
-  if (!mine && c.key !== state.active && source !== 'history') { c.unread += 1; renderConvs(); }
+  if (!mine) typingStopped(c, f.from);
+  if (source === 'live' && !mine) {
+    if (!onScreen(c)) c.unread += 1;
+    notifyIncoming(c, m);
+  }
+  if (source !== 'history') renderConvs();
+  scheduleRead(c);
   return true;
 }
 
-// Gives a message of this device its id and status (its ack, or its copy from the server).
-function confirm(c, m, msg, status, ts) {
+/** Gives a message of this device its id and status (its ack, or its copy from the server). */
+export function confirmMessage(c, m, msg, status, ts) {
   if (c.timeline.confirm(m, msg) < 0) {
     // Its copy from the server was shown first: keep that one, with this status.
     messageRemoved(c, m);
@@ -105,59 +144,84 @@ function confirm(c, m, msg, status, ts) {
     if (typeof ts === 'number') m.ts = ts;
     messagePlaced(c, m);
   }
+  if (!c.last || !isText(c.last.msg) || msg > c.last.msg) {
+    c.last = c.kind === 'dm' ? { type: 'message', msg, from: state.me, to: c.name, body: m.body, ts: m.ts }
+      : { type: 'room_message', msg, room: c.name, from: state.me, body: m.body, ts: m.ts };
+  }
   if (c.kind === 'dm') noteShown();
+  updateSeen(c);
+  renderConvs();
+  scheduleRead(c);
 }
 
 /** Shows conversation `key`; opening one the first time in this page load reads its history. */
 export function select(key, focus = true) {
+  const prev = state.convs.get(state.active);
   state.active = key;
   const c = state.convs.get(key);
-  if (c) { c.unread = 0; openHistory(c); }
+  loadDraft(prev, c);
+  if (c) openHistory(c);
   renderConvs();
   renderMessages();
   updateCompose();
-  if (focus) ui.composeBody.focus();
+  if (c) { openRoster(c); scheduleRead(c); }
+  if (focus) { closeSidebar(); ui.composeBody.focus(); }
 }
 
-/** Sends `body` to the shown conversation or room. */
-export function sendMessage(body) {
-  const c = state.convs.get(state.active);
-  if (!c || !body.trim()) return;
-  if (byteLength(body) > MAX_BODY_BYTES) { logEvent('error', 'message too large: at most 16 KiB'); return; }
-  const m = { msg: null, from: state.me, body, ts: Date.now(), mine: true, status: 'sending', el: null };
-  c.timeline.insertLocal(m, Date.now());
-  messagePlaced(c, m);
-  const frame = c.kind === 'dm' ? { type: 'send', to: c.name, body } : { type: 'publish', room: c.name, body };
-  m.req = request(frame, (ack, err) => {
-    if (!c.timeline.items.includes(m)) return; // merged with its copy from the server meanwhile
-    if (err) { m.status = `error: ${err.code}`; messagePlaced(c, m); return; }
-    if (isText(ack.msg)) confirm(c, m, ack.msg, ack.status, ack.ts);
-    else { m.status = ack.status; messagePlaced(c, m); }
-  });
-  messagePlaced(c, m); // now with its request id
+/** With none shown, shows the most recent conversation (after the sign-in's lists came in). */
+export function selectMostRecent() {
+  if (state.active) return;
+  let top = null;
+  for (const c of state.convs.values()) if (!top || activity(c) > activity(top)) top = c;
+  if (top) select(top.key, false);
 }
 
+/** A conversation opened here (a new DM, a room joined): it goes to the top of the list. */
+export function touch(c) {
+  c.touched = idAtTime(Date.now());
+  renderConvs();
+}
+
+/** Joins `room` (the join form): shown once the server acks; the reason beside the form if not. */
 export function joinRoom(room) {
+  fieldError(ui.joinError, '');
   request({ type: 'join', room }, (_a, err) => {
-    if (err) return;
+    if (err) {
+      fieldError(ui.joinError, err.code === 'disconnected' ? 'Not connected: join again once connected.'
+        : `Could not join ${room}: ${err.code}${err.message ? ` (${err.message})` : ''}`);
+      return;
+    }
+    if (ui.joinRoom.value.trim() === room) ui.joinRoom.value = '';
     const c = getConv('room', room);
     c.joined = true;
     c.rejoined = true;
+    touch(c);
     select(c.key);
+    flushOutbox();
   });
 }
 
 export function leaveRoom(c) {
   request({ type: 'leave', room: c.name }, (_a, err) => {
-    if (err) return;
-    state.convs.delete(c.key);
-    if (state.active === c.key) state.active = state.convs.keys().next().value ?? null;
-    renderConvs(); renderMessages(); updateCompose();
+    if (err) { logEvent('error', `could not leave ${c.name}: ${err.code}`); return; }
+    removeConv(c);
     logEvent('info', `left room ${c.name}`);
   });
 }
 
-/** Joins belong to a connection: after a reconnect, join the rooms again, then catch up on them. */
+/** Drops conversation `c` from the page (a room left here or on another device). */
+export function removeConv(c) {
+  if (!isCurrent(c)) return;
+  state.convs.delete(c.key);
+  if (state.active === c.key) {
+    state.active = null;
+    const next = state.convs.keys().next().value;
+    if (next) select(next, false); else loadDraft(null, null);
+  }
+  renderConvs(); renderMessages(); updateCompose();
+}
+
+/** Without accounts on the server joins belong to a connection: after a reconnect, join again. */
 export function rejoinRooms() {
   for (const c of state.convs.values()) {
     if (c.kind !== 'room' || !c.joined) continue;
@@ -169,6 +233,7 @@ export function rejoinRooms() {
       }
       c.rejoined = true;
       pumpHistory(c);
+      flushOutbox();
     });
   }
 }

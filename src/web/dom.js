@@ -6,14 +6,20 @@ const $ = (id) => document.getElementById(id);
 
 export const ui = {
   who: $('who'), meUser: $('me-user'), meNode: $('me-node'), meSession: $('me-session'),
-  conn: $('conn-status'), sync: $('sync-status'), signout: $('signout-btn'),
+  conn: $('conn-status'), sync: $('sync-status'), signout: $('signout-btn'), reconnect: $('reconnect-btn'),
+  eventsToggle: $('events-toggle'), eventsPane: $('events-pane'),
+  sidebarToggle: $('sidebar-toggle'), sidebarBadge: $('sidebar-badge'), sidebar: $('sidebar'),
   login: $('login'), loginForm: $('login-form'), loginUser: $('login-user'),
   loginToken: $('login-token'), loginTokenUrl: $('login-token-url'), loginError: $('login-error'),
-  chat: $('chat'), dmForm: $('dm-form'), dmTo: $('dm-to'), joinForm: $('join-form'),
-  joinRoom: $('join-room'), convList: $('conv-list'), watchForm: $('watch-form'),
-  watchUser: $('watch-user'), watchList: $('watch-list'), convTitle: $('conv-title'),
+  chat: $('chat'), dmForm: $('dm-form'), dmTo: $('dm-to'), dmError: $('dm-error'), joinForm: $('join-form'),
+  joinRoom: $('join-room'), joinError: $('join-error'), convList: $('conv-list'), convMore: $('conv-more'),
+  watchForm: $('watch-form'), watchUser: $('watch-user'), watchError: $('watch-error'), watchList: $('watch-list'),
+  convTitle: $('conv-title'),
+  roster: $('roster'), rosterSummary: $('roster-summary'), rosterList: $('roster-list'),
+  rosterMore: $('roster-more'), rosterStatus: $('roster-status'),
   historyBar: $('history-bar'), historyStatus: $('history-status'), loadOlder: $('load-older'),
-  messages: $('messages'), composeForm: $('compose-form'), composeBody: $('compose-body'),
+  messages: $('messages'), typing: $('typing'), composeError: $('compose-error'),
+  composeForm: $('compose-form'), composeBody: $('compose-body'),
   composeSend: $('compose-send'), events: $('events'),
 };
 
@@ -57,8 +63,18 @@ export function setSync(text, title) {
   ui.sync.title = title || '';
 }
 
-export function validId(value, what) {
-  if (ID_RE.test(value)) return true;
-  logEvent('error', `invalid ${what} "${value}": use 1-64 of A-Z a-z 0-9 _ . : @ -`);
+/** Shows `text` in a form's error line (beside its input); '' clears it. The input keeps its text. */
+export function fieldError(errorEl, text) {
+  errorEl.textContent = text || '';
+  errorEl.hidden = !text;
+}
+
+/** True when `value` is a valid user or room id; otherwise says why in `errorEl`. */
+export function validId(value, what, errorEl) {
+  if (ID_RE.test(value)) { fieldError(errorEl, ''); return true; }
+  const why = !value ? `Enter a ${what} name.`
+    : value.length > 64 ? `A ${what} name has at most 64 characters.`
+      : `"${value}" is not a valid ${what} name: use only A-Z a-z 0-9 _ . : @ -`;
+  fieldError(errorEl, why);
   return false;
 }

@@ -7,6 +7,7 @@ import { MSG_ID_RE, resumePoint } from './timeline.js';
 import { jwtSubject } from './token.js';
 import { RESYNC_CLOSE, request, sendHello } from './net.js';
 import { ingestPage, isCurrent } from './convs.js';
+import { loadAccount } from './account.js';
 import { renderHistoryBar } from './render.js';
 
 const SAVE_DELAY_MS = 250;
@@ -98,6 +99,8 @@ export function onSynced(f) {
   setSync(fresh ? `synced · ${fresh} new` : 'synced', `${n} message${n === 1 ? '' : 's'} ${what}, ${fresh} of them new on this page`);
   logEvent('conn', `synced: ${n} message${n === 1 ? '' : 's'} ${what}, ${fresh} new here`);
   for (const c of [...state.convs.values()]) pumpHistory(c);
+  // The user's rooms and conversations (a server without accounts: rooms were joined at the welcome).
+  if (state.accounts !== false) loadAccount();
 }
 
 /**

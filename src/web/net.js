@@ -1,18 +1,14 @@
-// The connection: one WebSocket at a time to ws(s)://<host>/ws, hello/welcome, reconnect with
-// backoff, requests and their answers, and keeping a JWT fresh with `refresh`.
-import {
-  BACKOFF_BASE_MS, BACKOFF_MAX_MS, CLOSE_TEXT, TOKEN_RETRY_MS, state,
-} from './state.js';
-import { logEvent, setConn, timeOf, ui } from './dom.js';
-import { fetchToken, jwtClaims, refreshDelay } from './token.js';
-import { onDirect, onRoom, rejoinRooms } from './convs.js';
-import { helloSince, onSocketClosed, onStreamError, onSynced, onWelcomeStreams } from './history.js';
-import { rewatch, setWatched, watchedUnknown } from './presence.js';
-import { renderAll, renderHistoryBar, showChat, showLogin, updateCompose } from './render.js';
-
-function wsUrl() {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-}
+// The connection: one WebSocket at a time (to the node `nodes.js` picks), hello, reconnect with a
+// quick, jittered backoff (and a "reconnect now" button meanwhile), requests and their answers.
+import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, CLOSE_TEXT, state } from './state.js';
+import { logEvent, setConn, ui } from './dom.js';
+import { fetchToken, refreshDelay } from './token.js';
+import { handleFrame } from './frames.js';
+import { helloSince, onSocketClosed } from './history.js';
+import { chooseNode, currentUrl, stopNodesRefresh } from './nodes.js';
+import { watchedUnknown } from './presence.js';
+import { clearTyping } from './typing.js';
+import { renderHistoryBar, showLogin, updateCompose } from './render.js';
 
 /** Opens a new socket (the old one, if any, must be closed or dropped by the caller). */
 export function connect() {
@@ -22,7 +18,8 @@ export function connect() {
   state.authError = null;
   state.tokenExpired = false;
   setConn('connecting', state.attempt ? `reconnecting (attempt ${state.attempt})…` : 'connecting…');
-  const ws = new WebSocket(wsUrl());
+  updateReconnectButton();
+  const ws = new WebSocket(currentUrl());
   state.ws = ws;
   ws.addEventListener('open', async () => {
     if (state.ws !== ws) return;
@@ -53,6 +50,16 @@ export function sendHello(since) {
   state.ws.send(JSON.stringify({ type: 'hello', ...state.creds, ...(since ? { since } : {}) }));
 }
 
+/** True when the current socket is welcomed and still open (not closing). */
+export const isOpen = () => Boolean(state.ws && state.welcomed && state.ws.readyState === WebSocket.OPEN);
+
+/** Sends a frame that has no answer (typing) when the socket is welcomed; false when it is not. */
+export function sendFrame(frame) {
+  if (!isOpen()) return false;
+  state.ws.send(JSON.stringify(frame));
+  return true;
+}
+
 /** Drops the current socket on purpose (sign-out, new credentials): no reconnect follows. */
 export function disconnect(reason) {
   const ws = state.ws;
@@ -62,8 +69,10 @@ export function disconnect(reason) {
   state.reconnectTimer = null;
   clearTimeout(state.refreshTimer);
   state.refreshTimer = null;
+  stopNodesRefresh();
   failPending();
   onSocketClosed();
+  updateReconnectButton();
   if (ws) ws.close(1000, reason);
 }
 
@@ -79,9 +88,11 @@ function handleClose(ev) {
   state.welcomed = false;
   clearTimeout(state.refreshTimer);
   state.refreshTimer = null;
+  stopNodesRefresh();
   failPending();
   onSocketClosed();
   watchedUnknown();
+  clearTyping();
   renderHistoryBar();
   updateCompose();
   const what = `${ev.code}${CLOSE_TEXT[ev.code] ? ` ${CLOSE_TEXT[ev.code]}` : ''}${ev.reason ? `: ${ev.reason}` : ''}`;
@@ -89,6 +100,7 @@ function handleClose(ev) {
   if (ev.code === 4401) {
     // Bad credentials: retrying with the same ones would loop forever.
     state.wantConnected = false;
+    updateReconnectButton();
     if (state.tokenExpired) {
       setConn('offline', 'token expired');
       ui.loginToken.value = '';
@@ -99,21 +111,43 @@ function handleClose(ev) {
     showLogin(`Sign-in refused (close code 4401)${state.authError ? `: ${state.authError}` : ''}. Check the name or token.`);
     return;
   }
-  if (!state.wantConnected) { setConn('offline', `closed (${ev.code})`); return; }
+  if (!state.wantConnected) { setConn('offline', `closed (${ev.code})`); updateReconnectButton(); return; }
   if (!wasWelcomed && !state.me) {
     // Never got in: keep retrying, but let the user edit the credentials meanwhile.
     ui.loginError.textContent = `Connection closed (${what}); retrying…`;
   }
+  chooseNode(ev.code, wasWelcomed);
   scheduleReconnect(ev.code);
+}
+
+/** The wait before reconnect attempt `n` (0 = the first after a drop): jittered, doubling, capped. */
+export function backoff(n) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(n, 10));
+  return Math.round(base * (0.5 + Math.random() * 0.5));
 }
 
 function scheduleReconnect(code) {
   // A connection whose sync failed got its welcome (which resets `attempt`): back off all the same.
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(state.attempt, state.syncFailures));
-  const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+  const delay = backoff(Math.max(state.attempt, state.syncFailures));
   state.attempt += 1;
+  state.reconnectDelays.push(delay);
   setConn('reconnecting', `closed ${code}${code === 1012 ? ' (server restarting)' : code === RESYNC_CLOSE ? ' (sync failed)' : ''}; reconnecting in ${(delay / 1000).toFixed(1)} s`);
   state.reconnectTimer = setTimeout(connect, delay);
+  updateReconnectButton();
+}
+
+/** The "reconnect now" button (and the browser coming back online): retry at once. */
+export function reconnectNow() {
+  if (!state.wantConnected || state.welcomed) return;
+  const ws = state.ws;
+  state.ws = null; // a socket still trying is dropped: its events are ignored from now on
+  if (ws) try { ws.close(); } catch { /* not open yet */ }
+  connect();
+}
+
+/** Shows "reconnect now" while the page wants a connection it does not have. */
+export function updateReconnectButton() {
+  ui.reconnect.hidden = !(state.wantConnected && !state.welcomed && state.me !== null);
 }
 
 /**
@@ -121,7 +155,7 @@ function scheduleReconnect(code) {
  * `disconnected` when there is no welcomed socket or it closes first). Returns the id, or null.
  */
 export function request(frame, done) {
-  if (!state.ws || !state.welcomed) {
+  if (!isOpen()) {
     done(null, { code: 'disconnected', message: 'not connected' });
     return null;
   }
@@ -131,104 +165,10 @@ export function request(frame, done) {
   return id;
 }
 
-function handleFrame(f) {
-  switch (f.type) {
-    case 'welcome': return onWelcome(f);
-    case 'ack':
-    case 'presence':
-    case 'history': return answer(f.id, f, null);
-    case 'error': {
-      logEvent('error', `error ${f.code}${f.id ? ` (request ${f.id})` : ''}: ${f.message || ''}`);
-      if (f.code === 'unauthorized') state.authError = f.message || 'unauthorized';
-      if (f.code === 'token_expired') state.tokenExpired = true;
-      if (f.id === undefined && onStreamError(f)) return undefined;
-      return answer(f.id, null, f);
-    }
-    case 'message': return onDirect(f, 'live');
-    case 'room_message': return onRoom(f, 'live');
-    case 'synced': return onSynced(f);
-    case 'presence_change': return setWatched(f.user, f.status);
-    default: logEvent('info', `unhandled frame type "${f.type}"`);
-  }
-}
-
-function answer(id, frame, error) {
+/** The answer (or error) to request `id`. */
+export function answer(id, frame, error) {
   const p = id !== undefined && state.pending.get(id);
   if (!p) return;
   state.pending.delete(id);
   p.done(frame, error);
-}
-
-function onWelcome(f) {
-  const first = state.me === null;
-  if (state.me !== null && state.me !== f.user) resetData();
-  state.me = f.user; state.node = f.node; state.session = f.session;
-  state.welcomed = true;
-  state.attempt = 0;
-  ui.meUser.textContent = f.user;
-  ui.meNode.textContent = f.node;
-  ui.meSession.textContent = f.session;
-  showChat();
-  setConn('online', 'connected');
-  logEvent('conn', `welcome ${f.user} on node ${f.node} (session ${f.session})${state.since ? `; resuming after message ${state.since}` : ''}`);
-  if (state.creds.user) try { localStorage.setItem('chatmesh.user', state.creds.user); } catch { /* private mode */ }
-  onWelcomeStreams();
-  if (!first) { rejoinRooms(); rewatch(); }
-  updateCompose();
-  if (state.creds.token) scheduleRefresh();
-}
-
-/** Forgets every conversation and watch (sign-out, or another user signed in). */
-export function resetData() {
-  state.convs.clear();
-  state.watched.clear();
-  state.active = null;
-  state.pending.clear();
-  ui.events.replaceChildren();
-  renderAll();
-}
-
-// ---------- token lifetime ----------
-
-function scheduleRefresh(delay) {
-  clearTimeout(state.refreshTimer);
-  state.refreshTimer = null;
-  const token = state.creds && state.creds.token;
-  const claims = token && jwtClaims(token);
-  if (!claims) return;
-  const expires = timeOf(claims.exp * 1000);
-  if (!state.tokenUrl) {
-    logEvent('info', `your token expires at ${expires}; then you will be asked for a new one (a token URL renews it by itself)`);
-    return;
-  }
-  const wait = delay ?? refreshDelay(token);
-  if (!Number.isFinite(wait)) return;
-  state.refreshTimer = setTimeout(refreshToken, Math.max(0, wait));
-}
-
-// Renews the token over the open connection (`refresh`), so it is not closed at the old `exp`.
-async function refreshToken() {
-  state.refreshTimer = null;
-  const ws = state.ws;
-  let token;
-  try {
-    token = await fetchToken(state.tokenUrl);
-  } catch (e) {
-    if (state.ws !== ws) return;
-    logEvent('error', `could not renew the token from the token URL (${e.message}); retrying`);
-    scheduleRefresh(TOKEN_RETRY_MS);
-    return;
-  }
-  if (state.ws !== ws) return;
-  request({ type: 'refresh', token }, (_ack, err) => {
-    if (err) {
-      // `unauthorized` closes the connection (the login form tells why); `disconnected` reconnects.
-      if (err.code !== 'disconnected') logEvent('error', `token refresh refused: ${err.code}`);
-      return;
-    }
-    state.creds = { token };
-    const c = jwtClaims(token);
-    logEvent('conn', `token refreshed${c ? `, valid until ${timeOf(c.exp * 1000)}` : ''}`);
-    scheduleRefresh();
-  });
 }

@@ -1,14 +1,18 @@
-// Rendering: the conversation list, the shown conversation (kept in step message by message, so a
-// replay of hundreds of messages does not redraw the list each time), its history bar, the watch
-// list, and which of the login form and the chat is visible.
+// Rendering: the shown conversation (kept in step message by message, so a replay of hundreds of
+// messages does not redraw the list each time), its history bar, the compose box's state, and
+// which of the login form and the chat is visible. The sidebar is drawn by sidebar.js.
 import { state } from './state.js';
 import { el, timeOf, ui } from './dom.js';
-import { getConv, leaveRoom, select } from './convs.js';
 import { loadOlder } from './history.js';
-import { unwatch } from './presence.js';
+import { closeSidebar } from './layout.js';
+import { renderRoster } from './roster.js';
+import { renderConvs, renderWatch } from './sidebar.js';
+import { renderTyping } from './typing.js';
+
+export { closeSidebar, renderConvs, renderWatch };
 
 const STATUS_TEXT = {
-  sending: 'sending…', delivered: 'delivered', offline: 'recipient offline',
+  queued: 'waiting to send', sending: 'sending…', delivered: 'delivered', offline: 'recipient offline',
   no_subscribers: 'no one else in the room', other_device: 'sent from another device',
   confirmed: 'sent (confirmed after reconnecting)', received: '', history: '',
   'error: disconnected': 'not confirmed: connection lost',
@@ -22,14 +26,15 @@ function statusText(c, m) {
 function messageElement(c, m) {
   const status = statusText(c, m);
   return el('li', {
-    className: `msg${m.mine ? ' mine' : ''}${m.status.startsWith('error') ? ' failed' : ''}`,
+    className: `msg${m.mine ? ' mine' : ''}${m.status.startsWith('error') ? ' failed' : ''}${m.status === 'queued' ? ' queued' : ''}`,
     dataset: { testid: 'msg', from: m.from, status: m.status, msg: m.msg ?? undefined, req: m.req ?? undefined },
   },
   el('div', { className: 'meta' },
     el('span', { className: 'from', text: m.from }),
     el('time', { text: timeOf(m.ts) }),
     status ? el('span', { className: 'status', dataset: { testid: 'msg-status' }, text: status }) : null),
-  el('div', { className: 'body', dataset: { testid: 'msg-body' }, text: m.body }));
+  el('div', { className: 'body', dataset: { testid: 'msg-body' }, text: m.body }),
+  c.seenMsg === m ? el('div', { className: 'seen', dataset: { testid: 'seen' }, text: 'seen' }) : null);
 }
 
 const nearBottom = (list) => list.scrollHeight - list.scrollTop - list.clientHeight < 40;
@@ -89,36 +94,19 @@ export function messageRemoved(c, m) {
   m.el = null;
 }
 
-export function renderConvs() {
-  const items = [...state.convs.values()].map((c) => {
-    const label = c.kind === 'dm' ? `@${c.name}` : `#${c.name}`;
-    const open = el('button', { type: 'button', className: 'conv-open', text: label, onclick: () => select(c.key) });
-    const li = el('li', {
-      className: `conv${c.key === state.active ? ' active' : ''}`,
-      dataset: { testid: 'conv-item', conv: c.key, kind: c.kind, name: c.name },
-    }, open);
-    if (c.unread) li.append(el('span', { className: 'badge', dataset: { testid: 'unread' }, text: String(c.unread) }));
-    if (c.kind === 'room') {
-      li.append(el('button', {
-        type: 'button', className: 'icon', title: `leave ${c.name}`, text: '×',
-        dataset: { testid: 'leave-btn' }, onclick: () => leaveRoom(c),
-      }));
-    }
-    return li;
-  });
-  ui.convList.replaceChildren(...items);
-}
-
 /** Redraws the shown conversation from scratch (another one was selected, or it changed a lot). */
 export function renderMessages() {
   const c = state.convs.get(state.active);
   ui.convTitle.textContent = !c ? 'No conversation selected'
-    : c.kind === 'dm' ? `Direct messages with ${c.name}` : `Room ${c.name}${c.joined ? '' : ' (not joined)'}`;
+    : c.kind === 'room' ? `Room ${c.name}${c.joined ? '' : ' (not joined)'}`
+      : c.name === state.me ? 'Notes to yourself' : `Direct messages with ${c.name}`;
   ui.convTitle.dataset.conv = c ? c.key : '';
   const atBottom = nearBottom(ui.messages);
   ui.messages.replaceChildren(...(c ? c.timeline.items : []).map((m) => { m.el = messageElement(c, m); return m.el; }));
   if (atBottom) ui.messages.scrollTop = ui.messages.scrollHeight;
   renderHistoryBar();
+  renderTyping();
+  renderRoster();
 }
 
 /** The bar above the messages: "load older", history loading, or why it failed. */
@@ -141,21 +129,16 @@ export function renderHistoryBar() {
   ui.loadOlder.disabled = !state.welcomed;
 }
 
-export function renderWatch() {
-  const items = [...state.watched].sort(([a], [b]) => a.localeCompare(b)).map(([user, status]) =>
-    el('li', { className: 'watch', dataset: { testid: 'watch-item', user, status } },
-      el('span', { className: `dot ${status}`, title: status, dataset: { testid: 'presence-dot' } }),
-      el('span', { className: 'name', text: user }),
-      el('button', { type: 'button', className: 'conv-open small', text: 'chat', onclick: () => select(getConv('dm', user).key) }),
-      el('button', { type: 'button', className: 'icon', title: `unwatch ${user}`, text: '×', dataset: { testid: 'unwatch-btn' }, onclick: () => unwatch(user) })));
-  ui.watchList.replaceChildren(...items);
-}
-
 export function updateCompose() {
   const c = state.convs.get(state.active);
-  const ok = Boolean(state.welcomed && c && (c.kind === 'dm' || c.joined));
+  // Open while disconnected too: what is sent then waits and goes out on reconnect.
+  const ok = Boolean(c && (c.kind === 'dm' || c.joined));
   ui.composeBody.disabled = !ok;
   ui.composeSend.disabled = !ok;
+  ui.composeBody.placeholder = !c ? 'Pick or start a conversation'
+    : !ok ? 'Join the room again to write here'
+      : state.welcomed ? 'Write a message (Enter sends, Shift+Enter for a new line)'
+        : 'Offline: what you send now waits, and goes out when reconnected';
   renderHistoryBar();
 }
 
@@ -165,6 +148,8 @@ export function renderAll() {
 
 export function showChat() {
   ui.who.hidden = false;
+  ui.sidebarToggle.hidden = false;
+  ui.eventsToggle.hidden = false;
   ui.login.hidden = true;
   ui.chat.hidden = false;
   ui.signout.hidden = false;
@@ -176,6 +161,8 @@ export function showLogin(message) {
   ui.chat.hidden = true;
   ui.who.hidden = true;
   ui.signout.hidden = true;
+  ui.sidebarToggle.hidden = true;
+  ui.eventsToggle.hidden = true;
   ui.loginError.textContent = message || '';
 }
 

@@ -4,7 +4,8 @@
  */
 import type { Test } from 'tap';
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -25,25 +26,43 @@ export async function launchChromium(t: Test): Promise<Browser> {
   return browser;
 }
 
+/** Where screenshots of failing pages go: CHATMESH_SCREENSHOT_DIR, else a folder in the OS temp dir. */
+export const SCREENSHOT_DIR = process.env.CHATMESH_SCREENSHOT_DIR ?? join(tmpdir(), 'chatmesh-web-screenshots');
+
+/** Options of a test page. */
+export interface PageOptions {
+  /** Viewport (default 1100x720). */
+  readonly viewport?: { width: number; height: number };
+  /** Scripts run in the page before its own (e.g. stubs of browser APIs). */
+  readonly initScripts?: readonly string[];
+  /** An existing context to open the page in (a second tab of the same browser profile). */
+  readonly context?: BrowserContext;
+}
+
 /**
  * A page in a browser context of its own (a background tab of a shared window gets no animation
  * frames, which slows every action on it), with its uncaught errors collected in `errors`. When `t`
- * fails, a screenshot goes to CHATMESH_SCREENSHOT_DIR (default .tap/screenshots).
+ * fails, a screenshot goes to SCREENSHOT_DIR (outside the repo) and its path is printed.
  */
-export async function openPage(t: Test, browser: Browser, name: string): Promise<{ page: Page; context: BrowserContext; errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+export async function openPage(t: Test, browser: Browser, name: string, opts: PageOptions = {}): Promise<{ page: Page; context: BrowserContext; errors: string[] }> {
+  const own = !opts.context;
+  const context = opts.context ?? await browser.newContext({ viewport: opts.viewport ?? { width: 1100, height: 720 } });
+  for (const script of opts.initScripts ?? []) await context.addInitScript(script);
   const page = await context.newPage();
+  if (opts.context && opts.viewport) await page.setViewportSize(opts.viewport);
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(`${name}: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`); });
   t.teardown(async () => {
     if (!t.passing() && !page.isClosed()) {
-      const dir = process.env.CHATMESH_SCREENSHOT_DIR ?? join('.tap', 'screenshots');
-      mkdirSync(dir, { recursive: true });
-      const file = join(dir, `web-history-${name}.png`);
-      await page.screenshot({ path: file, fullPage: true }).then(() => t.comment(`screenshot: ${file}`), () => undefined);
+      mkdirSync(SCREENSHOT_DIR, { recursive: true });
+      const file = join(SCREENSHOT_DIR, `${basename(process.argv[1] ?? 'web', '.ts').replace(/\.test$/, '')}-${name}-${Date.now()}.png`);
+      await page.screenshot({ path: file, fullPage: true }).then(() => {
+        t.comment(`screenshot: ${file}`);
+        console.error(`screenshot of the failing page ${name}: ${file}`);
+      }, () => undefined);
     }
-    await context.close();
+    if (own) await context.close(); else await page.close().catch(() => undefined);
   });
   return { page, context, errors };
 }
@@ -103,4 +122,57 @@ export async function waitShown(page: Page, n: number, timeoutMs = 10_000): Prom
 /** A page expression's value (evaluated through the debugger, so the page's CSP allows it). */
 export function pageValue<T>(page: Page, expression: string): Promise<T> {
   return page.evaluate(expression) as Promise<T>;
+}
+
+/**
+ * Waits until a page expression is truthy (polled through the debugger: the node's CSP refuses
+ * string predicates evaluated in the page); resolves with its value. No sleeps in tests: a deadline.
+ */
+export async function waitUntil<T>(page: Page, expression: string, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await pageValue<T>(page, expression);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${expression})`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The sidebar entry of conversation `key` ("dm:bob", "room:lobby"). */
+export function convItem(page: Page, key: string) {
+  return page.locator(`[data-testid="conv-item"][data-conv="${key}"]`);
+}
+
+/** The unread count the sidebar shows for `key` (0 without a badge). */
+export async function unreadOf(page: Page, key: string): Promise<number> {
+  return Number(await convItem(page, key).getAttribute('data-unread') ?? '0');
+}
+
+/** Waits until the sidebar shows `n` unread for `key`. */
+export async function waitUnread(page: Page, key: string, n: number): Promise<void> {
+  await convItem(page, key).and(page.locator(`[data-unread="${n}"]`)).waitFor();
+}
+
+/** Escapes a string for a RegExp. */
+export const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** The message of the shown conversation from `from` whose body is exactly `body`. */
+export function messageEl(page: Page, from: string, body: string) {
+  return page.locator(`#messages [data-testid="msg"][data-from="${from}"]`)
+    .filter({ has: page.locator('[data-testid="msg-body"]', { hasText: new RegExp(`^${reEscape(body)}$`) }) });
+}
+
+/**
+ * An init script that makes the tab's visibility settable: `document.visibilityState` is "hidden"
+ * while `window.__hidden` is true (see setHidden).
+ */
+export const visibilityStub = `(() => {
+  window.__hidden = false;
+  Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get() { return window.__hidden ? 'hidden' : 'visible'; } });
+  Object.defineProperty(Document.prototype, 'hidden', { configurable: true, get() { return Boolean(window.__hidden); } });
+})();`;
+
+/** Hides or shows the tab (a page opened with visibilityStub), firing `visibilitychange`. */
+export function setHidden(page: Page, hidden: boolean): Promise<unknown> {
+  return pageValue(page, `window.__hidden = ${hidden}; document.dispatchEvent(new Event('visibilitychange')); true`);
 }
