@@ -5,30 +5,13 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { clusterPorts } from '../src/cluster.js';
-import { CLI, freePort, startCliNode } from './helpers/procs.js';
+import { CLI, startCliNode, freeBase } from './helpers/procs.js';
 
 const run = promisify(execFile);
 
-async function isFree(port: number): Promise<boolean> {
-  const srv = createServer();
-  const ok = await new Promise<boolean>((resolve) => {
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => resolve(true));
-  });
-  if (ok) await new Promise((r) => srv.close(r));
-  return ok;
-}
 
-/** A base port P whose P, P+100 and P+200 were free a moment ago. */
-async function freeBase(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if ((await isFree(p + 100)) && (await isFree(p + 200))) return p;
-  }
-}
 
 function ports(logs: ReadonlyArray<Record<string, unknown>>): { http: unknown; mesh: unknown; admin: unknown } {
   const r = logs.find((l) => typeof l['adminPort'] === 'number')!;

@@ -7,14 +7,13 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { RestartBackoff } from '../src/cluster-backoff.js';
 import { ClusterNode, describeExit } from '../src/cluster-node.js';
 import { clusterExitCode, clusterOptionsProblem, maxBasePort } from '../src/cluster.js';
-import { CLI, freePort } from './helpers/procs.js';
+import { CLI, freeBase } from './helpers/procs.js';
 
 
 // Many real CLI processes: slow on a loaded machine (the per-file default is 60 s).
@@ -97,24 +96,7 @@ t.test('ClusterNode: exit 2 is not restarted; without restart an exit is final; 
   t.same(waiting.lastExit, { code: 5 });
 });
 
-async function isFree(port: number): Promise<boolean> {
-  const srv = createServer();
-  const ok = await new Promise<boolean>((resolve) => {
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => resolve(true));
-  });
-  if (ok) await new Promise((r) => srv.close(r));
-  return ok;
-}
 
-/** A base port whose ports for two nodes were free a moment ago. */
-async function freeBase(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    const all = [p + 1, p + 100, p + 101, p + 200, p + 201];
-    if ((await Promise.all(all.map(isFree))).every(Boolean)) return p;
-  }
-}
 
 /** Polls `fn` until it returns a value, failing after `ms`. */
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
@@ -169,7 +151,7 @@ function startCluster(t: Test, args: string[]) {
 }
 
 t.test('--restart: a SIGKILLed node comes back on the same ports while the other stays up; SIGTERM stops all', async (t) => {
-  const base = await freeBase();
+  const base = await freeBase(2);
   const c = startCluster(t, ['--nodes', '2', '--base-port', String(base), '--restart', '--', '--log-level', 'warn']);
   const [pid0, pid1] = [await c.pid('node-0'), await c.pid('node-1')];
   t.match(c.out.join('\n'), new RegExp(`\\[cluster\\] node-1 \\(pid ${pid1}\\): http://127\\.0\\.0\\.1:${base + 1}  mesh 127\\.0\\.0\\.1:${base + 101}  admin 127\\.0\\.0\\.1:${base + 201}`), 'startup line: pid and ports');
@@ -193,7 +175,7 @@ t.test('--restart: a SIGKILLed node comes back on the same ports while the other
 });
 
 t.test('without --restart a node that dies is reported and the other keeps running', async (t) => {
-  const base = await freeBase();
+  const base = await freeBase(2);
   const c = startCluster(t, ['--nodes', '2', '--base-port', String(base), '--', '--log-level', 'warn']);
   const [pid0, pid1] = [await c.pid('node-0'), await c.pid('node-1')];
   const inc0 = await healthy(base, 1);

@@ -68,3 +68,24 @@ export function startCliNode(t: Test, args: string[], env: Record<string, string
     child.once('exit', (code) => reject(new Error(`chatmesh node exited ${code}: ${err}`)));
   });
 }
+
+/** Whether `port` on 127.0.0.1 could be listened on a moment ago. */
+export async function isFree(port: number): Promise<boolean> {
+  const srv = createServer();
+  const ok = await new Promise<boolean>((resolve) => {
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (ok) await new Promise((r) => srv.close(r));
+  return ok;
+}
+
+/** A base port P for `nodes` nodes of `chatmesh cluster` (P+i, P+100+i, P+200+i all free a moment ago). */
+export async function freeBase(nodes = 1): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    const ports = [];
+    for (let i = 0; i < nodes; i++) ports.push(p + i, p + 100 + i, p + 200 + i);
+    if ((await Promise.all(ports.slice(1).map(isFree))).every(Boolean)) return p;
+  }
+}

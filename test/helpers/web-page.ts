@@ -7,6 +7,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startNode, type ChatNode } from '../../src/node.js';
+import type { NodeConfigInput } from '../../src/config/index.js';
+import { connectAs, type TestClient } from './client.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -175,4 +178,18 @@ export const visibilityStub = `(() => {
 /** Hides or shows the tab (a page opened with visibilityStub), firing `visibilitychange`. */
 export function setHidden(page: Page, hidden: boolean): Promise<unknown> {
   return pageValue(page, `window.__hidden = ${hidden}; document.dispatchEvent(new Event('visibilitychange')); true`);
+}
+
+/** A node for a page to sign in to (in this process, dev auth, free ports); stopped with the test. */
+export async function startWebNode(t: Test, input: NodeConfigInput = {}): Promise<{ node: ChatNode; url: string; ws: string }> {
+  const node = await startNode({ host: '127.0.0.1', httpPort: 0, meshPort: 0, adminPort: 0, auth: 'dev', logLevel: 'silent', ...input });
+  t.teardown(() => node.stop());
+  return { node, url: `http://127.0.0.1:${node.httpPort}/`, ws: `ws://127.0.0.1:${node.httpPort}/ws` };
+}
+
+/** A WebSocket client signed in as `user` (the other party of a page); closed with the test. */
+export async function wsClient(t: Test, ws: string, user: string): Promise<TestClient> {
+  const { c } = await connectAs(ws, user);
+  t.teardown(() => c.close());
+  return c;
 }

@@ -4,27 +4,15 @@
 // out in order on reconnect, and each conversation keeps its unsent text; a note to oneself shows
 // as delivered. Skipped when Chromium is missing; screenshots of failing pages go to a temp dir.
 import t, { type Test } from 'tap';
-import { startNode, type ChatNode } from '../src/node.js';
-import type { NodeConfigInput } from '../src/config/index.js';
-import { connectAs, type TestClient } from './helpers/client.js';
 import {
   joinRoom, launchChromium, messageEl, openDm, openPage, pageValue, post, signIn, skipWithoutChromium as skip,
   waitShown, waitUntil,
-} from './helpers/web-page.js';
+  startWebNode as start, wsClient as client,
+} from '../helpers/web-page.js';
 
 t.setTimeout(120_000);
 
-async function start(t: Test, input: NodeConfigInput = {}): Promise<{ node: ChatNode; url: string; ws: string }> {
-  const node = await startNode({ host: '127.0.0.1', httpPort: 0, meshPort: 0, adminPort: 0, auth: 'dev', logLevel: 'silent', ...input });
-  t.teardown(() => node.stop());
-  return { node, url: `http://127.0.0.1:${node.httpPort}/`, ws: `ws://127.0.0.1:${node.httpPort}/ws` };
-}
 
-async function client(t: Test, ws: string, user: string): Promise<TestClient> {
-  const { c } = await connectAs(ws, user);
-  t.teardown(() => c.close());
-  return c;
-}
 
 const browserReady = skip ? undefined : launchChromium(t);
 

@@ -5,26 +5,16 @@
 // Skipped when Chromium is missing; screenshots of failing pages go to a temp dir.
 import t, { type Test } from 'tap';
 import type { Page } from 'playwright-core';
-import { startNode, type ChatNode } from '../src/node.js';
-import { connectAs, type TestClient } from './helpers/client.js';
+import { connectAs } from '../helpers/client.js';
 import {
   convItem, joinRoom, launchChromium, messageEl, openDm, openPage, pageValue, post, setHidden, signIn,
   skipWithoutChromium as skip, visibilityStub, waitShown, waitUnread, waitUntil,
-} from './helpers/web-page.js';
+  startWebNode as start, wsClient as client,
+} from '../helpers/web-page.js';
 
 t.setTimeout(180_000);
 
-async function start(t: Test): Promise<{ node: ChatNode; url: string; ws: string }> {
-  const node = await startNode({ host: '127.0.0.1', httpPort: 0, meshPort: 0, adminPort: 0, auth: 'dev', logLevel: 'silent' });
-  t.teardown(() => node.stop());
-  return { node, url: `http://127.0.0.1:${node.httpPort}/`, ws: `ws://127.0.0.1:${node.httpPort}/ws` };
-}
 
-async function client(t: Test, ws: string, user: string): Promise<TestClient> {
-  const { c } = await connectAs(ws, user);
-  t.teardown(() => c.close());
-  return c;
-}
 
 /** The sidebar's conversation keys, top to bottom. */
 const sidebar = (page: Page) => pageValue<string[]>(page,

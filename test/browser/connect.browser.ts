@@ -5,28 +5,17 @@
 // Skipped when Chromium is missing; screenshots of failing pages go to a temp dir.
 import t, { type Test } from 'tap';
 import type { WebSocketRoute } from 'playwright-core';
-import { startNode, type ChatNode } from '../src/node.js';
-import type { NodeConfigInput } from '../src/config/index.js';
-import { connectAs, eventually, type TestClient } from './helpers/client.js';
-import { grpcNode, meshAddr, wsUrl } from './helpers/grpc-mesh.js';
+import { eventually } from '../helpers/client.js';
+import { grpcNode, meshAddr, wsUrl } from '../helpers/grpc-mesh.js';
 import {
   convItem, launchChromium, messageEl, openDm, openPage, pageValue, post, setHidden, signIn, skipWithoutChromium as skip,
   visibilityStub, waitUntil,
-} from './helpers/web-page.js';
+  startWebNode as start, wsClient as client,
+} from '../helpers/web-page.js';
 
 t.setTimeout(120_000);
 
-async function start(t: Test, input: NodeConfigInput = {}): Promise<{ node: ChatNode; url: string; ws: string }> {
-  const node = await startNode({ host: '127.0.0.1', httpPort: 0, meshPort: 0, adminPort: 0, auth: 'dev', logLevel: 'silent', ...input });
-  t.teardown(() => node.stop());
-  return { node, url: `http://127.0.0.1:${node.httpPort}/`, ws: `ws://127.0.0.1:${node.httpPort}/ws` };
-}
 
-async function client(t: Test, ws: string, user: string): Promise<TestClient> {
-  const { c } = await connectAs(ws, user);
-  t.teardown(() => c.close());
-  return c;
-}
 
 // Messages the browser itself logs about connections that fail on purpose in these tests.
 const expectedNoise = /ERR_CONNECTION_REFUSED|response code: 503|closed before the connection is established/;

@@ -15,16 +15,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { signToken } from '../src/auth/index.js';
-import { startNode } from '../src/node.js';
-import { eventually } from './helpers/client.js';
+import { signToken } from '../../src/auth/index.js';
+import { startNode } from '../../src/node.js';
+import { eventually } from '../helpers/client.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
-const WEB_DIR = fileURLToPath(new URL('../src/web/', import.meta.url));
+const WEB_DIR = fileURLToPath(new URL('../../src/web/', import.meta.url));
 const SCREENSHOT_DIR = process.env.CHATMESH_SCREENSHOT_DIR;
 const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
 

@@ -8,13 +8,12 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startNode, type ChatNode } from '../src/node.js';
-import type { NodeConfigInput } from '../src/config/index.js';
-import { connectAs, type TestClient } from './helpers/client.js';
+import { connectAs } from '../helpers/client.js';
 import {
   joinRoom, launchChromium, openDm, openPage, pageValue, post, shown, signIn, skipWithoutChromium as skip, waitShown,
   type ShownMessage,
-} from './helpers/web-page.js';
+  startWebNode as start, wsClient as client,
+} from '../helpers/web-page.js';
 
 // Three browser pages and four nodes: on a busy machine this file takes longer than .taprc's 60 s.
 t.setTimeout(180_000);
@@ -24,17 +23,7 @@ const pad = (i: number) => String(i).padStart(2, '0');
 const range = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, k) => `${prefix}${pad(from + k)}`);
 const bodies = (list: ShownMessage[]) => list.map((m) => m.body);
 
-async function start(t: Test, input: NodeConfigInput = {}): Promise<{ node: ChatNode; url: string; ws: string }> {
-  const node = await startNode({ host: '127.0.0.1', httpPort: 0, meshPort: 0, adminPort: 0, auth: 'dev', logLevel: 'silent', ...input });
-  t.teardown(() => node.stop());
-  return { node, url: `http://127.0.0.1:${node.httpPort}/`, ws: `ws://127.0.0.1:${node.httpPort}/ws` };
-}
 
-async function client(t: Test, ws: string, user: string): Promise<TestClient> {
-  const { c } = await connectAs(ws, user);
-  t.teardown(() => c.close());
-  return c;
-}
 
 // Each message once, in message-id order (the order the page must show them in).
 function inIdOrder(t: Test, list: ShownMessage[], what: string): void {
@@ -46,7 +35,7 @@ function inIdOrder(t: Test, list: ShownMessage[], what: string): void {
 
 // The ordering and de-duplication logic of the page, fed values (no browser).
 t.test('timeline: id order, duplicates dropped, unacked messages in place, resume point', async (t) => {
-  const tl = await import(new URL('../src/web/timeline.js', import.meta.url).href) as {
+  const tl = await import(new URL('../../src/web/timeline.js', import.meta.url).href) as {
     Timeline: new () => {
       items: Array<{ msg: string | null; body?: string }>;
       insert(m: object): number; insertLocal(m: object, nowMs: number): number; confirm(m: object, msg: string): number;
