@@ -6,7 +6,7 @@ import { roomTopic, userTopic } from '../core/index.js';
 import type { Accounts, AccountState } from '../accounts/index.js';
 import { TYPING_INTERVAL_MS, encodeConversations, encodeRooms, encodeServerFrame, encodeTyping } from '../protocol/index.js';
 import type { ConversationsFrame, MembersFrame, RoomsFrame, TypingFrame } from '../protocol/index.js';
-import type { GatewayContext } from './connection.js';
+import type { GatewayContext } from './context.js';
 import type { Sender } from './messaging.js';
 import { notMember } from './rooms.js';
 

@@ -1,50 +1,22 @@
 import type { WebSocket } from 'ws';
-import type { Authenticator } from '../auth/index.js';
-import { roomTopic, userTopic } from '../core/index.js';
-import type { Router, Subscriber } from '../core/index.js';
-import type { Logger } from '../log.js';
-import {
-  BAD_SINCE, ChatError, CloseCode, ErrorCode, FrameError, RATE_LIMITED_NOTICE_INTERVAL_MS,
-  decodeClientFrameBytes, encodeServerFrame,
-} from '../protocol/index.js';
+import { userTopic } from '../core/index.js';
+import type { Subscriber } from '../core/index.js';
+import { BAD_SINCE, ChatError, CloseCode, ErrorCode, FrameError, decodeClientFrameBytes, encodeServerFrame } from '../protocol/index.js';
 import type { ClientFrame, HelloFrame, RefreshFrame, ServerFrame } from '../protocol/index.js';
-import { TokenBucket } from '../util/index.js';
-import type { Clock, UlidGenerator } from '../util/index.js';
-import type { MessageClock, StreamService, StreamStats } from '../streams/index.js';
-import type { Accounts } from '../accounts/index.js';
 import { publishToRoom, readHistory, sendDirect, syncDevice } from './messaging.js';
+import type { Sender } from './messaging.js';
 import { ConnectionRooms } from './rooms.js';
+import { FrameWriter } from './frame-writer.js';
+import { RateGuard, requestIdOf } from './rate-guard.js';
+import type { GatewayContext } from './context.js';
 import { TypingThrottle, forwardTyping, listConversations, listMembers, listRooms } from './account-frames.js';
 import { Watches } from './watching.js';
-import type { Sender } from './messaging.js';
 import { BadFrameWindow } from './bad-frame-window.js';
 import { TokenExpiry } from './token-expiry.js';
-import type { GatewayOptions } from './options.js';
-import type { GatewayStats } from './stats.js';
 
 /** Time a client gets to answer a 1008 close before its socket is destroyed, in ms. Shorter than
  *  the usual grace: the socket stops being read at once, so a flooder costs nothing meanwhile. */
 export const POLICY_CLOSE_GRACE_MS = 1000;
-
-/** What every connection of a gateway shares. */
-export interface GatewayContext {
-  readonly nodeId: string;
-  readonly router: Router;
-  readonly auth: Authenticator;
-  /** Generates session ids. */
-  readonly ids: UlidGenerator;
-  /** Generates message ids (the node's hybrid logical clock). */
-  readonly messageIds: MessageClock;
-  /** Kept messages; undefined with storage off (`--history-size 0`). */
-  readonly streams?: StreamService;
-  /** What users have: memberships, read markers, summaries (kept also with `--history-size 0`). */
-  readonly accounts: Accounts;
-  readonly streamStats?: StreamStats;
-  readonly clock: Clock;
-  readonly log: Logger;
-  readonly opts: GatewayOptions;
-  readonly stats: GatewayStats;
-}
 
 type State = 'hello' | 'auth' | 'ready' | 'closed';
 
@@ -62,30 +34,19 @@ export class ClientConnection implements Subscriber, Sender {
   private state: State = 'hello';
   /** Authenticated and subscribed to its user topic (from before the welcome until cleanup). */
   private registered = false;
-  private corked = false;
   /** Frames that arrived between the hello and the welcome, undecoded. */
   private pending: Buffer[] = [];
   /** Reading is paused until the rate limiter has a token again. */
-  private throttled = false;
   /** Reading stopped for good (1008): the close is not waited for. */
   private readingStopped = false;
   /** The user's rooms as this connection follows them, and the read markers it knows. */
   private readonly rooms: ConnectionRooms;
   private readonly typing: TypingThrottle;
-  /**
-   * From the welcome until a while after `synced`: the direct-message ids written to this
-   * connection (live or replayed), so that a message both replayed and delivered live in that
-   * window is written once, whichever comes first.
-   */
-  private recentIds: Set<string> | undefined;
-  /** Frames for this connection between its subscription and its welcome: the welcome goes first. */
-  private early: string[] | undefined;
-  private earlyBytes = 0;
+  /** Frames out: held until the welcome, slow-consumer bound, one copy per message id, corked. */
+  private readonly out: FrameWriter;
   private readonly watches: Watches;
-  private readonly bucket: TokenBucket;
+  private readonly rate: RateGuard;
   private readonly badFrames: BadFrameWindow;
-  /** Monotonic time before which no further `rate_limited` notice is sent. */
-  private rateNoticeAfter = -Infinity;
   private helloTimer: NodeJS.Timeout | undefined;
   /** When the connection's token expires (never without a token, in dev auth). */
   private readonly expiry: TokenExpiry;
@@ -99,7 +60,11 @@ export class ClientConnection implements Subscriber, Sender {
     private readonly onClosed: (conn: ClientConnection) => void,
   ) {
     this.session = session;
-    this.bucket = new TokenBucket({ ratePerSec: ctx.opts.rateLimitPerSec, burst: ctx.opts.rateLimitBurst, clock: ctx.clock });
+    this.rate = new RateGuard(ws, ctx, {
+      closed: () => this.state === 'closed',
+      readingStopped: () => this.readingStopped,
+      sendError: (code, message, id) => this.sendError(code, message, id),
+    });
     this.badFrames = new BadFrameWindow({ max: Math.max(1, Math.floor(ctx.opts.maxBadFrames)), windowMs: ctx.opts.badFrameWindowMs, clock: ctx.clock });
     this.expiry = new TokenExpiry(ctx.clock, () => this.expired());
     this.watches = new Watches({
@@ -118,6 +83,16 @@ export class ClientConnection implements Subscriber, Sender {
       closed: () => this.state === 'closed',
     });
     this.typing = new TypingThrottle(() => ctx.clock.monotonic());
+    this.out = new FrameWriter(ws, {
+      maxBufferedBytes: ctx.opts.maxBufferedBytes,
+      closed: () => this.state === 'closed',
+      slowConsumer: () => {
+        this.ctx.stats.slowConsumers++;
+        this.ctx.log.warn({ session: this.session, user: this.user, buffered: this.ws.bufferedAmount }, 'dropping slow consumer');
+        this.close(CloseCode.SlowConsumer, 'slow consumer: send buffer full');
+      },
+      written: () => { this.ctx.stats.framesOut++; },
+    });
     this.helloTimer = setTimeout(() => this.reject('no hello within the deadline'), ctx.opts.helloTimeoutMs);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => { this.alive = true; });
@@ -139,72 +114,22 @@ export class ClientConnection implements Subscriber, Sender {
   }
 
   private writeRaw(data: string): boolean {
-    if (this.state === 'closed' || this.ws.readyState !== 1 /* OPEN */) return false;
-    if (this.early) {
-      this.earlyBytes += data.length;
-      if (this.earlyBytes <= this.ctx.opts.maxBufferedBytes) {
-        this.early.push(data);
-        return true;
-      }
-    }
-    // One answer larger than the bound itself (a `rooms` of 1000 rooms whose last messages are
-    // long) goes out when nothing else waits: memory stays within the bound or that one frame.
-    const buffered = this.ws.bufferedAmount;
-    if ((buffered > 0 && buffered + data.length > this.ctx.opts.maxBufferedBytes) || this.earlyBytes > this.ctx.opts.maxBufferedBytes) {
-      this.ctx.stats.slowConsumers++;
-      this.ctx.log.warn({ session: this.session, user: this.user, buffered: this.ws.bufferedAmount }, 'dropping slow consumer');
-      this.close(CloseCode.SlowConsumer, 'slow consumer: send buffer full');
-      return false;
-    }
-    if (this.recentIds && data.startsWith(MESSAGE_HEAD)) {
-      const id = data.slice(MESSAGE_HEAD.length, MESSAGE_HEAD.length + 26);
-      if (this.recentIds.has(id)) return true; // written already (replayed, then live, or the reverse)
-      if (this.recentIds.size < MAX_RECENT_IDS) this.recentIds.add(id);
-    }
-    this.cork();
-    this.ws.send(data);
-    this.ctx.stats.framesOut++;
-    return true;
+    return this.out.write(data);
   }
 
   /** Resolves when the send buffer is below a quarter of its bound (a replay's next page may go). */
   drained(): Promise<void> {
-    const low = this.ctx.opts.maxBufferedBytes / 4;
-    if (this.ws.bufferedAmount <= low || this.state === 'closed') return Promise.resolve();
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (this.ws.bufferedAmount <= low || this.state === 'closed') resolve();
-        else setTimeout(check, 10).unref();
-      };
-      setTimeout(check, 10).unref();
-    });
+    return this.out.drained();
   }
 
   /** Whether a message id was written live during the replay. */
   seen(id: string): boolean {
-    return this.recentIds?.has(id) ?? false;
+    return this.out.seen(id);
   }
 
   /** Sender: whether the connection's user is a member of the room. */
   inRoom(room: string): boolean {
     return this.rooms.has(room);
-  }
-
-  /**
-   * Frames written in one event-loop turn leave in one system call: the socket is corked at the
-   * first write of a turn and uncorked on the next tick. One writev per frame was the largest
-   * single cost of a busy node.
-   */
-  private cork(): void {
-    if (this.corked) return;
-    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (!socket) return;
-    this.corked = true;
-    socket.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      socket.uncork();
-    });
   }
 
   /**
@@ -249,53 +174,10 @@ export class ClientConnection implements Subscriber, Sender {
     }
   }
 
-  /**
-   * A frame over the rate limit is not handled, and reading pauses until the bucket refills (so a
-   * flooder gets few frames read at all). A text frame with a request id is answered
-   * `rate_limited` with that id (the contract: every frame with an id gets exactly one answer;
-   * finding the id is one JSON.parse, and reading is paused, so that stays cheap). Any other frame
-   * gets no answer of its own: the client hears `rate_limited` without id at most once per interval.
-   */
-  private dropOverLimit(data: Buffer, isBinary: boolean): void {
-    this.ctx.stats.framesDropped++;
-    this.throttle();
-    const id = isBinary || this.state === 'hello' ? undefined : requestIdOf(data);
-    if (id !== undefined) {
-      const { rateLimitPerSec: r, rateLimitBurst: b } = this.ctx.opts;
-      return this.sendError(ErrorCode.RateLimited, `rate limit: ${r} frames/s, burst ${b}; this frame was not handled`, id);
-    }
-    const now = this.ctx.clock.monotonic();
-    if (now < this.rateNoticeAfter) return;
-    this.rateNoticeAfter = now + RATE_LIMITED_NOTICE_INTERVAL_MS;
-    const { rateLimitPerSec: rate, rateLimitBurst: burst } = this.ctx.opts;
-    this.sendError(ErrorCode.RateLimited,
-      `rate limit: ${rate} frames/s, burst ${burst}; frames over it are dropped unread and get no answer`, undefined);
-  }
-
-  /**
-   * Stops reading the socket until the bucket has a token again. What the client sends meanwhile
-   * waits in the kernel's buffers and then its own (TCP backpressure): a flooder over the limit costs
-   * a few reads per refill instead of receiving, unmasking and dropping every frame.
-   */
-  private throttle(): void {
-    if (this.throttled || this.state === 'closed') return;
-    this.throttled = true;
-    this.ws.pause();
-    setTimeout(() => {
-      this.throttled = false;
-      if (!this.readingStopped) this.ws.resume();
-    }, Math.max(1, Math.ceil(this.bucket.msUntil(1)))).unref();
-  }
-
   private onPing(data: Buffer): void {
     this.alive = true;
     if (this.state === 'closed' || this.ws.readyState !== 1 /* OPEN */) return;
-    if (!this.bucket.take()) {
-      this.ctx.stats.framesDropped++;
-      this.throttle();
-      return;
-    }
-    this.ws.pong(data);
+    if (this.rate.take()) this.ws.pong(data);
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -303,7 +185,7 @@ export class ClientConnection implements Subscriber, Sender {
     this.alive = true;
     this.ctx.stats.framesIn++;
     // Every frame counts, before any decoding: a frame over the limit costs one bucket check.
-    if (!this.bucket.take()) return this.dropOverLimit(data, isBinary);
+    if (!this.rate.take()) return this.rate.refused(data, isBinary, this.state === 'hello');
     if (isBinary) {
       if (this.state === 'hello') return this.reject('the first frame must be a hello text frame');
       return this.sendError(ErrorCode.BadRequest, 'binary frames are not supported; send JSON text frames', undefined);
@@ -354,8 +236,7 @@ export class ClientConnection implements Subscriber, Sender {
     // Routable at welcome: the welcome goes out once the user's home knows this connection.
     // Frames that arrive meanwhile wait in `pending`, as before the hello was checked; messages
     // for the connection meanwhile wait in `early`, so that the welcome is its first frame.
-    this.early = [];
-    this.recentIds = new Set();
+    this.out.holdUntilWelcome();
     await this.ctx.router.subscribe(userTopic(user), this);
     if (this.state !== 'auth') return; // closed meanwhile
     // The user's rooms, before the welcome: a room message published after it reaches this device.
@@ -368,19 +249,14 @@ export class ClientConnection implements Subscriber, Sender {
     }
     if (this.state !== 'auth') return; // closed meanwhile
     this.state = 'ready';
-    const early = this.early;
-    this.early = undefined;
-    this.earlyBytes = 0;
     const welcome = { type: 'welcome' as const, user, node: this.ctx.nodeId, session: this.session };
     this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
-    for (const data of early) this.writeRaw(data);
+    this.out.releaseEarly();
     if (!restored) {
       this.sendError(ErrorCode.Unavailable, 'could not load your rooms and read state now; room messages will not reach this connection until you reconnect', undefined);
     }
     // Live deliveries of replayed messages can still be under way when `synced` goes out.
-    void syncDevice(this.ctx, user, hello.since, this).finally(() => {
-      setTimeout(() => { this.recentIds = undefined; }, RECENT_IDS_AFTER_SYNC_MS).unref();
-    });
+    void syncDevice(this.ctx, user, hello.since, this).finally(() => this.out.forgetRecentLater());
     const pending = this.pending;
     this.pending = [];
     for (const data of pending) this.onFrame(data);
@@ -504,23 +380,5 @@ export class ClientConnection implements Subscriber, Sender {
       this.watches.clear();
     }
     this.onClosed(this);
-  }
-}
-
-/** How long after `synced` a connection still drops a second copy of a message id, ms. */
-const RECENT_IDS_AFTER_SYNC_MS = 10_000;
-/** Most message ids a connection remembers for that (a replay is at most --history-size). */
-const MAX_RECENT_IDS = 100_000;
-
-/** How every direct message frame starts (encodeMessage); the message id follows. */
-const MESSAGE_HEAD = '{"type":"message","msg":"';
-
-/** The request id of a frame not decoded yet, if it has a valid one (so its answer can echo it). */
-function requestIdOf(data: Buffer): string | undefined {
-  try {
-    const id = (JSON.parse(data.toString('utf8')) as { id?: unknown }).id;
-    return typeof id === 'string' && id.length <= 64 ? id : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { MAX_FRAME_BYTES } from '../protocol/index.js';
 import { ClientConnection } from './connection.js';
-import type { GatewayContext } from './connection.js';
+import type { GatewayContext } from './context.js';
 
 /**
  * The WebSocket endpoint: accepts upgrades (from the HTTP server's `upgrade` event), runs the

@@ -9,7 +9,7 @@ import { ChatError, ErrorCode, encodeHistory, encodeMessage, encodeMessageAck, e
 import type { HistoryFrame, PublishFrame, SendFrame } from '../protocol/index.js';
 import { replay } from '../streams/index.js';
 import type { ReplaySink, StreamItem } from '../streams/index.js';
-import type { GatewayContext } from './connection.js';
+import type { GatewayContext } from './context.js';
 
 /** The connection a message came from. */
 export interface Sender {

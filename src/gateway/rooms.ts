@@ -11,7 +11,7 @@ import type { Accounts, AccountState, ReadTarget } from '../accounts/index.js';
 import { targetKey } from '../accounts/index.js';
 import { ChatError, ErrorCode, encodeMembership, encodeReadEvent } from '../protocol/index.js';
 import type { JoinFrame, LeaveFrame, ReadFrame } from '../protocol/index.js';
-import type { GatewayContext } from './connection.js';
+import type { GatewayContext } from './context.js';
 
 /** What the rooms need of their connection (`sub` is the connection as the router knows it). */
 export interface RoomsOwner {
