@@ -250,8 +250,7 @@ export class ClientConnection implements Subscriber, Sender {
     if (this.state !== 'auth') return; // closed meanwhile
     this.state = 'ready';
     const welcome = { type: 'welcome' as const, user, node: this.ctx.nodeId, session: this.session };
-    this.send(hello.id === undefined ? welcome : { ...welcome, id: hello.id });
-    this.out.releaseEarly();
+    this.out.releaseEarly(encodeServerFrame(hello.id === undefined ? welcome : { ...welcome, id: hello.id }));
     if (!restored) {
       this.sendError(ErrorCode.Unavailable, 'could not load your rooms and read state now; room messages will not reach this connection until you reconnect', undefined);
     }

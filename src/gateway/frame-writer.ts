@@ -45,11 +45,12 @@ export class FrameWriter {
     this.recentIds = new Set();
   }
 
-  /** Writes what waited for the welcome (call right after writing the welcome). */
-  releaseEarly(): void {
+  /** Writes `welcome`, then what waited for it: the welcome is always the first frame. */
+  releaseEarly(welcome: string): void {
     const early = this.early ?? [];
     this.early = undefined;
     this.earlyBytes = 0;
+    this.write(welcome);
     for (const data of early) this.write(data);
   }
 
