@@ -2,6 +2,8 @@
 
 /** The stamp file, relative to the package root. */
 export declare const STAMP: string;
+/** When the running build began (written by --begin), relative to the package root. */
+export declare const BEGIN: string;
 /** The build output whose absence always means a build, relative to the package root. */
 export declare const OUTPUT: string;
 /** The most recently modified build input under `root`, path relative to it. */

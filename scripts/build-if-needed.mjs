@@ -10,17 +10,25 @@
  * Output: `dist/cli.js` and `dist/.build-stamp`, whose time is when the last build that succeeded
  * through this script began (so a file saved during a build triggers the next one).
  *
- * Usage: node scripts/build-if-needed.mjs [--check] [--root DIR]
+ * Every `npm run build` stamps itself (`--begin` before it, `--done` after it succeeded), so the
+ * build that `npm install` runs (`prepare`) or `npm test` runs counts too: the first `npm start`
+ * after `npm install` starts at once.
+ *
+ * Usage: node scripts/build-if-needed.mjs [--check | --begin | --done] [--root DIR]
  *   --check  only decide: print the reason, exit 0 when up to date, 1 when a build is needed
+ *   --begin  a build begins now (remembered in dist/.build-begin)
+ *   --done   the build that began at --begin succeeded: dist/.build-stamp takes that time
  *   --root   the package directory (default: the one holding this script)
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, statSync, utimesSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The stamp file, relative to the package root. */
 export const STAMP = 'dist/.build-stamp';
+/** When the running build began, relative to the package root. */
+export const BEGIN = 'dist/.build-begin';
 /** The build output whose absence always means a build, relative to the package root. */
 export const OUTPUT = 'dist/cli.js';
 
@@ -73,7 +81,7 @@ export function buildStatus(root) {
   try {
     built = statSync(join(root, STAMP)).mtimeMs;
   } catch {
-    return { upToDate: false, reason: `${STAMP} is missing (not built through npm start yet)` };
+    return { upToDate: false, reason: `${STAMP} is missing (no build finished yet)` };
   }
   const newest = newestInput(root);
   if (newest && newest.mtimeMs > built) return { upToDate: false, reason: `${newest.path} changed since the last build` };
@@ -94,6 +102,25 @@ function main(argv) {
     process.stderr.write('build-if-needed: --root needs a directory\n');
     return 2;
   }
+  if (argv.includes('--begin')) {
+    mkdirSync(join(root, 'dist'), { recursive: true });
+    const path = join(root, BEGIN);
+    closeSync(openSync(path, 'a'));
+    const now = Date.now() / 1000;
+    utimesSync(path, now, now);
+    return 0;
+  }
+  if (argv.includes('--done')) {
+    let began;
+    try {
+      began = statSync(join(root, BEGIN)).mtimeMs;
+    } catch {
+      return 0; // built without --begin: no stamp, the next start rebuilds
+    }
+    markBuilt(root, began);
+    rmSync(join(root, BEGIN), { force: true });
+    return 0;
+  }
   const status = buildStatus(root);
   if (argv.includes('--check')) {
     process.stdout.write(`${status.reason}\n`);
@@ -104,11 +131,9 @@ function main(argv) {
     return 0;
   }
   process.stderr.write(`building: ${status.reason}\n`);
-  const startedMs = Date.now();
+  // The build stamps itself (--begin/--done in package.json's build script).
   const r = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
-  if (r.status !== 0) return r.status ?? 1;
-  markBuilt(root, startedMs);
-  return 0;
+  return r.status ?? 1;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.exitCode = main(process.argv.slice(2));

@@ -5,12 +5,12 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { buildStatus, markBuilt, newestInput, OUTPUT, STAMP } from '../scripts/build-if-needed.mjs';
+import { BEGIN, buildStatus, markBuilt, newestInput, OUTPUT, STAMP } from '../scripts/build-if-needed.mjs';
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('../scripts/build-if-needed.mjs', import.meta.url));
@@ -94,4 +94,20 @@ t.test('the script: --check exits 0 when up to date (fast, nothing built), 1 wit
 t.test('npm start runs the check, then the node', async (t) => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
   t.equal(pkg.scripts['start'], 'node scripts/build-if-needed.mjs && node dist/cli.js node');
+});
+
+t.test('every npm run build stamps itself: --begin before, --done after it succeeded', async (t) => {
+  const { root } = builtPackage(t);
+  rmSync(join(root, STAMP));
+  t.match(buildStatus(root), { upToDate: false, reason: /no build finished yet/ });
+  await run(process.execPath, [SCRIPT, '--begin', '--root', root]);
+  const during = (statSync(join(root, BEGIN)).mtimeMs + 1) / 1000;
+  utimesSync(join(root, 'src/cli.ts'), during, during); // saved while the build runs: the next start builds again
+  await run(process.execPath, [SCRIPT, '--done', '--root', root]);
+  t.match(buildStatus(root), { upToDate: false, reason: /src\/cli\.ts changed/ }, 'a file saved during the build is newer than its begin');
+  await run(process.execPath, [SCRIPT, '--begin', '--root', root]);
+  await run(process.execPath, [SCRIPT, '--done', '--root', root]);
+  t.match(buildStatus(root), { upToDate: true }, 'a build that began after the last change is up to date');
+  await run(process.execPath, [SCRIPT, '--done', '--root', root]);
+  t.match(buildStatus(root), { upToDate: true }, '--done without --begin changes nothing');
 });
