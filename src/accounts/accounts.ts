@@ -45,7 +45,7 @@ export class Accounts {
   async load(user: string): Promise<AccountState> {
     const rooms = new Map<string, string>();
     const markers = new Map<string, string>();
-    for (const { stream, entry } of await this.group(accountGroup(user), Infinity)) {
+    for (const { stream, entry } of await this.group(accountGroup(user))) {
       const key = stream.slice(stream.indexOf('/') + 1);
       if (key.startsWith('j:')) {
         if (entry.frame === 'join') rooms.set(key.slice(2), entry.id);
@@ -157,10 +157,10 @@ export class Accounts {
   }
 
   /** Every entry of a group (paged), merged over its replicas. */
-  private async group(group: string, max: number): Promise<QueryAnswer['entries']> {
+  private async group(group: string): Promise<QueryAnswer['entries']> {
     const out: Array<QueryAnswer['entries'][number]> = [];
     let after: string | undefined;
-    while (out.length < max) {
+    for (;;) {
       const [page] = await this.opts.streams.queryAll([{ kind: 'group', stream: group, ...(after !== undefined && { after }), limit: GROUP_PAGE }]);
       out.push(...page!.entries);
       const last = page!.entries[page!.entries.length - 1];

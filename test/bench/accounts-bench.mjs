@@ -49,20 +49,18 @@
 // bench-results/accounts-<date>.json.
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
+import { HOST, childChannel, freePort, httpGet, nodeMetrics, procCpuMs as procCpu } from './bench-util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const self = fileURLToPath(import.meta.url);
 const root = join(here, '..', '..');
 const cli = join(root, 'dist', 'cli.js');
-const HOST = '127.0.0.1';
-const CLK_TCK = 100; // Linux USER_HZ
 /** The nodes run with the default --history-size: a user stream keeps its newest 1000 messages. */
 const HISTORY_SIZE = 1000;
 /** The server forwards at most one `typing` per target per this many ms from one connection. */
@@ -387,18 +385,6 @@ function track(child) {
 
 // ------------------------------------------------------------------ /proc and /metrics
 
-/** utime and stime of a process, ms. */
-function procCpu(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // Fields after the command: state is index 0, utime index 11, stime index 12.
-    return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
-  } catch {
-    return { user: NaN, sys: NaN };
-  }
-}
-
 /** Whole-machine busy and total jiffies (all cores). */
 function systemCpu() {
   const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -434,45 +420,13 @@ function cpuDelta(a, b) {
   };
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-async function httpGet(url, timeoutMs = 2000) {
-  const ac = new AbortController();
-  const t = setTimeout(() => ac.abort(), timeoutMs);
-  try {
-    const res = await fetch(url, { signal: ac.signal });
-    return { status: res.status, text: await res.text() };
-  } finally {
-    clearTimeout(t);
-  }
-}
-
-/** The `chatmesh_*` samples of a node's /metrics, summed over labels: name → number. */
-async function metrics(node) {
-  const { text } = await httpGet(`http://${HOST}:${node.http}/metrics`);
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('chatmesh_')) continue;
-    const m = /^([a-z_]+)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
-  }
-  return out;
-}
 
 const TYPING_FWD = 'chatmesh_typing_forwarded_total';
 const TYPING_DROP = 'chatmesh_typing_dropped_total';
 
 async function typingCounters(nodes) {
-  const ms = await Promise.all(nodes.map(metrics));
+  const ms = await Promise.all(nodes.map((n) => nodeMetrics(n.http)));
   for (const [i, m] of ms.entries()) {
     if (m[TYPING_FWD] === undefined || m[TYPING_DROP] === undefined) throw new Error(`node ${nodes[i].id}: /metrics has no ${TYPING_FWD} / ${TYPING_DROP}`);
   }
@@ -905,39 +859,7 @@ async function benchFirstScreen(cfg, nodes) {
 // ------------------------------------------------------------------ 2. typing
 
 function startTypists() {
-  const child = track(fork(self, [], { cwd: root, env: { ...process.env, ACCOUNTS_BENCH_ROLE: 'typists' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const waiters = [];
-  const marks = [];
-  let failure;
-  child.on('message', (m) => {
-    if (m.ev === 'error') {
-      failure = new Error(`typists: ${m.message}`);
-      for (const w of waiters.splice(0)) w.reject(failure);
-      return;
-    }
-    if (m.ev === 'mark') {
-      for (const f of marks) f(m.mark);
-      return;
-    }
-    const i = waiters.findIndex((w) => w.ev === m.ev);
-    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
-  });
-  child.once('exit', (code, signal) => {
-    const err = failure ?? new Error(`typists process exited (${code ?? signal})`);
-    for (const w of waiters.splice(0)) w.reject(err);
-  });
-  return {
-    child,
-    onMark: (f) => marks.push(f),
-    call(msg, ev, timeoutMs) {
-      if (failure) return Promise.reject(failure);
-      return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`typists: no ${ev} within ${timeoutMs} ms for ${msg.cmd}`)), timeoutMs);
-        waiters.push({ ev, resolve: (m) => { clearTimeout(t); resolve(m); }, reject: (e) => { clearTimeout(t); reject(e); } });
-        child.send(msg);
-      });
-    },
-  };
+  return childChannel(track(fork(self, [], { cwd: root, env: { ...process.env, ACCOUNTS_BENCH_ROLE: 'typists' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })), 'typists');
 }
 
 async function benchTyping(cfg, nodes) {

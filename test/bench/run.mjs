@@ -50,17 +50,16 @@
 //   BENCH_TIMEOUT [60 + 60 per scenario, 600 for streams, 180 for accounts]  hard limit of the whole run, seconds
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatSummary, summarizeProfile } from './profile-summary.mjs';
+import { HOST, childChannel, freePort, procCpuMs } from './bench-util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const cli = join(root, 'dist', 'cli.js');
-const HOST = '127.0.0.1';
 const NODES = 3;
 
 function envNum(name, def, { min = 0, max = Infinity } = {}) {
@@ -190,7 +189,6 @@ hardTimer.unref();
 
 // ------------------------------------------------------------------ /proc sampling
 
-const CLK_TCK = 100; // Linux USER_HZ
 
 function readRss(pid) {
   try {
@@ -199,18 +197,6 @@ function readRss(pid) {
     return { rssMiB: +(kb('VmRSS') / 1024).toFixed(1), hwmMiB: +(kb('VmHWM') / 1024).toFixed(1) };
   } catch {
     return { rssMiB: null, hwmMiB: null };
-  }
-}
-
-/** utime and stime of a process, in ms. */
-function procCpuMs(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // Fields after the command: state is index 0, utime index 11, stime index 12.
-    return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
-  } catch {
-    return { user: NaN, sys: NaN };
   }
 }
 
@@ -247,16 +233,6 @@ function cpuBetween(a, b) {
 
 // ------------------------------------------------------------------ cluster
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function pickPorts() {
   if (cfg.basePort) {
@@ -391,52 +367,7 @@ async function storeTotals(nodes) {
 // ------------------------------------------------------------------ load generator
 
 function startLoadgen() {
-  const child = track(fork(join(here, 'loadgen.mjs'), [], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'loadgen');
-  const waiters = [];
-  const marks = [];
-  let failure;
-  child.on('message', (m) => {
-    if (m.ev === 'error') {
-      failure = new Error(`loadgen: ${m.message}`);
-      for (const w of waiters.splice(0)) w.reject(failure);
-      return;
-    }
-    if (m.ev === 'mark') {
-      for (const f of marks) f(m.mark);
-      return;
-    }
-    const i = waiters.findIndex((w) => w.ev === m.ev);
-    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
-  });
-  child.once('exit', (code, signal) => {
-    const err = failure ?? new Error(`loadgen exited (${code ?? signal})`);
-    for (const w of waiters.splice(0)) w.reject(err);
-  });
-  return {
-    child,
-    onMark(f) {
-      marks.push(f);
-    },
-    /** Sends a command and waits for the event `ev` (bounded). */
-    call(msg, ev, timeoutMs) {
-      if (failure) return Promise.reject(failure);
-      return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`loadgen: no ${ev} within ${timeoutMs} ms for ${msg.cmd}`)), timeoutMs);
-        waiters.push({
-          ev,
-          resolve: (m) => {
-            clearTimeout(t);
-            resolve(m);
-          },
-          reject: (e) => {
-            clearTimeout(t);
-            reject(e);
-          },
-        });
-        child.send(msg);
-      });
-    },
-  };
+  return childChannel(track(fork(join(here, 'loadgen.mjs'), [], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'loadgen'), 'loadgen');
 }
 
 // ------------------------------------------------------------------ scenarios

@@ -34,8 +34,7 @@
 //   BENCH_PROFILE [0]                    1: the nodes run with --cpu-prof; top functions printed
 // Prints a table per store and, last, one JSON line (run.mjs keeps it in its results file).
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -43,12 +42,17 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { formatSummary, summarizeProfile } from './profile-summary.mjs';
+import { HOST, freePort, httpGet, nodeMetrics, procCpuMs } from './bench-util.mjs';
+
+/** utime + stime of a process, ms. */
+const cpuMsOf = (pid) => {
+  const c = procCpuMs(pid);
+  return c.user + c.sys;
+};
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const cli = join(root, 'dist', 'cli.js');
-const HOST = '127.0.0.1';
-const CLK_TCK = 100;
 
 function envNum(name, def, min = 0) {
   const raw = process.env[name];
@@ -128,49 +132,8 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 // ------------------------------------------------------------------ /proc and /metrics
 
-function procCpuMs(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-async function httpGet(url, timeoutMs = 2000) {
-  const ac = new AbortController();
-  const t = setTimeout(() => ac.abort(), timeoutMs);
-  try {
-    const res = await fetch(url, { signal: ac.signal });
-    return { status: res.status, text: await res.text() };
-  } finally {
-    clearTimeout(t);
-  }
-}
-
-/** The `chatmesh_*` samples of a node's /metrics, summed over labels: name → number. */
-async function metrics(node) {
-  const { text } = await httpGet(`http://${HOST}:${node.http}/metrics`);
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('chatmesh_')) continue;
-    const m = /^([a-z_]+)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
-  }
-  return out;
-}
 
 const M = {
   stored: 'chatmesh_stored_messages',
@@ -347,7 +310,7 @@ async function sendAll(nodes, plan, label) {
       .then((c) => Object.assign(c, { to: p.to, next: 0, answers: {} })))));
   }
   const t0 = performance.now();
-  const cpu0 = nodes.map((n) => procCpuMs(n.pid));
+  const cpu0 = nodes.map((n) => cpuMsOf(n.pid));
   for (const c of conns) for (let k = 0; k < cfg.window; k++) sendNext(c);
   const progress = setInterval(() => log(`  ${label}: ${acked}/${total} acked`), 5000);
   try {
@@ -356,7 +319,7 @@ async function sendAll(nodes, plan, label) {
     clearInterval(progress);
   }
   const ms = performance.now() - t0;
-  const cpuMs = nodes.reduce((a, n, i) => a + procCpuMs(n.pid) - cpu0[i], 0);
+  const cpuMs = nodes.reduce((a, n, i) => a + cpuMsOf(n.pid) - cpu0[i], 0);
   await closeAll(conns);
   const bySender = Object.fromEntries(conns.map((c) => [c.user, c.answers]));
   return { sent: total, ms: Math.round(ms), perSec: Math.round((total / ms) * 1000), nodeCpuUsPerMsg: +((cpuMs * 1000) / total).toFixed(1), statuses, errors, bySender };
@@ -368,7 +331,7 @@ async function settle(nodes, quietMs, timeoutMs = 120_000) {
   let last = '';
   let since = performance.now();
   for (;;) {
-    const ms = await Promise.all(nodes.map(metrics));
+    const ms = await Promise.all(nodes.map((n) => nodeMetrics(n.http)));
     const key = JSON.stringify(ms.map((m) => [m[M.stored], m[M.handoffEntries], m[M.appends], m[M.handoffsInProgress]]));
     if (key !== last) {
       last = key;
@@ -423,7 +386,7 @@ async function benchStore(store) {
 
     // (a) fill: senders online, recipients never connected.
     const before = await Promise.all(nodes.map(gcAndMeasure));
-    const m0 = await Promise.all(nodes.map(metrics));
+    const m0 = await Promise.all(nodes.map((n) => nodeMetrics(n.http)));
     const plan = Array.from({ length: cfg.senders }, (_, s) => ({ from: `sender${s}`, to: [] }));
     for (let i = 0; i < cfg.messages; i++) plan[i % cfg.senders].to.push(`user${(i * 7919) % cfg.users}`);
     // The replay users' mailboxes, each from a sender of its own.
@@ -481,7 +444,7 @@ async function benchStore(store) {
 
     // (b) mailbox replay, one user at a time, each on another node.
     const replays = [];
-    const replayCpu0 = nodes.map((n) => procCpuMs(n.pid));
+    const replayCpu0 = nodes.map((n) => cpuMsOf(n.pid));
     for (let u = 0; u < cfg.replayUsers; u++) {
       const node = nodes[u % nodes.length];
       let count = 0;
@@ -507,7 +470,7 @@ async function benchStore(store) {
         welcomeToSyncedMs: +ms.toFixed(1), helloToWelcomeMs: +(c.tWelcome - c.tOpen).toFixed(1), msgsPerSec: Math.round((count / ms) * 1000),
       });
     }
-    const replayCpuMs = sum(nodes.map((n, i) => procCpuMs(n.pid) - replayCpu0[i]));
+    const replayCpuMs = sum(nodes.map((n, i) => cpuMsOf(n.pid) - replayCpu0[i]));
     const replayed = sum(replays.map((r) => r.messages));
     const rates = replays.map((r) => r.msgsPerSec).sort((a, b) => a - b);
     const replay = { k: cfg.replayK, nodeCpuUsPerMsg: replayed ? +((replayCpuMs * 1000) / replayed).toFixed(1) : null, users: replays, medianMsgsPerSec: rates[Math.floor(rates.length / 2)] ?? null, medianMs: replays.map((r) => r.welcomeToSyncedMs).sort((a, b) => a - b)[Math.floor(replays.length / 2)] ?? null };
@@ -537,7 +500,7 @@ async function benchStore(store) {
     }
     nodes.push(n4);
     const tReady = performance.now();
-    const handoffCpu0 = nodes.map((n) => procCpuMs(n.pid));
+    const handoffCpu0 = nodes.map((n) => cpuMsOf(n.pid));
     const base = h0.map((m) => m[M.handoffEntries] ?? 0);
     let tFirst;
     let tLast;
@@ -545,7 +508,7 @@ async function benchStore(store) {
     let lastChange = performance.now();
     let final;
     for (;;) {
-      const ms = await Promise.all(nodes.map(metrics));
+      const ms = await Promise.all(nodes.map((n) => nodeMetrics(n.http)));
       const now = performance.now();
       const sent = sum(ms.map((m, i) => (m[M.handoffEntries] ?? 0) - (base[i] ?? 0)));
       if (sent > 0 && tFirst === undefined) tFirst = now;
@@ -562,7 +525,7 @@ async function benchStore(store) {
       if (now - tReady > 180_000) throw new Error(`hand-off not settled after 180 s: ${key}`);
       await sleep(200);
     }
-    const handoffCpuMs = sum(nodes.map((n, i) => procCpuMs(n.pid) - handoffCpu0[i]));
+    const handoffCpuMs = sum(nodes.map((n, i) => cpuMsOf(n.pid) - handoffCpu0[i]));
     const sentEntries = sum(final.map((m, i) => (m[M.handoffEntries] ?? 0) - (base[i] ?? 0)));
     const received = final[3][M.stored] ?? 0;
     const activeMs = (tLast ?? tFirst) - (tFirst ?? 0);

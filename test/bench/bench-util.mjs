@@ -1,0 +1,98 @@
+// What the bench scripts share: free ports, plain HTTP reads, a node's /metrics, a process's CPU
+// time from /proc, and the command/event channel to a forked load process.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+export const HOST = '127.0.0.1';
+/** Linux USER_HZ: /proc times are in these ticks per second. */
+export const CLK_TCK = 100;
+
+/** A port that was free a moment ago. */
+export function freePort(host = HOST) {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET `url`: `{ status, text }`; rejects after `timeoutMs`. */
+export async function httpGet(url, timeoutMs = 2000) {
+  const ac = new AbortController();
+  const t = setTimeout(() => ac.abort(), timeoutMs);
+  try {
+    const res = await fetch(url, { signal: ac.signal });
+    return { status: res.status, text: await res.text() };
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** The `chatmesh_*` samples of the /metrics at `httpPort`, summed over labels: name → number. */
+export async function nodeMetrics(httpPort, host = HOST) {
+  const { text } = await httpGet(`http://${host}:${httpPort}/metrics`);
+  const out = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('chatmesh_')) continue;
+    const m = /^([a-z_]+)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (m) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+/** utime and stime of a process, in ms (NaN when it is gone). */
+export function procCpuMs(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // Fields after the command: state is index 0, utime index 11, stime index 12.
+    return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
+  } catch {
+    return { user: NaN, sys: NaN };
+  }
+}
+
+/**
+ * The channel to a forked load process that answers commands with `{ ev }` messages, reports
+ * `{ ev: 'mark' }` and `{ ev: 'error' }`: `call(msg, ev, timeoutMs)` sends a command and resolves
+ * with the event `ev` (bounded); `onMark(f)` hears the marks. A failure or an exit rejects every call.
+ */
+export function childChannel(child, name) {
+  const waiters = [];
+  const marks = [];
+  let failure;
+  child.on('message', (m) => {
+    if (m.ev === 'error') {
+      failure = new Error(`${name}: ${m.message}`);
+      for (const w of waiters.splice(0)) w.reject(failure);
+      return;
+    }
+    if (m.ev === 'mark') {
+      for (const f of marks) f(m.mark);
+      return;
+    }
+    const i = waiters.findIndex((w) => w.ev === m.ev);
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
+  });
+  child.once('exit', (code, signal) => {
+    const err = failure ?? new Error(`${name} exited (${code ?? signal})`);
+    for (const w of waiters.splice(0)) w.reject(err);
+  });
+  return {
+    child,
+    onMark(f) {
+      marks.push(f);
+    },
+    call(msg, ev, timeoutMs) {
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`${name}: no ${ev} within ${timeoutMs} ms for ${msg.cmd}`)), timeoutMs);
+        waiters.push({ ev, resolve: (m) => { clearTimeout(t); resolve(m); }, reject: (e) => { clearTimeout(t); reject(e); } });
+        child.send(msg);
+      });
+    },
+  };
+}
