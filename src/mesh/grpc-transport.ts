@@ -7,7 +7,7 @@ import { MESH_PROOF_METADATA, meshProof, proofMatches } from './proof.js';
 import { MAX_MESSAGE_BYTES } from './transport.js';
 import type { LinkStream, MeshTransport } from './transport.js';
 import { wrapClientCall, wrapServerCall } from './grpc-stream.js';
-import { loadMeshProto } from './wire.js';
+import { meshService } from './wire.js';
 import type { Batch, Batch__Output, MeshClient } from './wire.js';
 
 /** PEM contents for mutual TLS on peer links. */
@@ -96,7 +96,8 @@ interface Conn {
  * call without the secret's proof is refused when its headers arrive.
  */
 export class GrpcTransport implements MeshTransport {
-  private readonly proto = loadMeshProto();
+  private readonly service = meshService();
+  private readonly Client = grpc.makeGenericClientConstructor(this.service, 'Mesh');
   private server: grpc.Server | undefined;
   private tcp: NetServer | undefined;
   private readonly clients = new Set<grpc.Client>();
@@ -168,7 +169,7 @@ export class GrpcTransport implements MeshTransport {
       'grpc.max_connection_idle_ms': this.o.idleConnectionMs,
       interceptors: [(_method, call) => this.gate(call)],
     });
-    server.addService(this.proto.Mesh.service, {
+    server.addService(this.service, {
       Link: (call: grpc.ServerDuplexStream<Batch__Output, Batch>) => {
         const peer = call.getPeer();
         const s = wrapServerCall(call, () => this.trust(peer));
@@ -294,7 +295,7 @@ export class GrpcTransport implements MeshTransport {
     const creds = tls
       ? grpc.credentials.createSsl(tls.ca, tls.key, tls.cert, { checkServerIdentity: () => undefined })
       : grpc.credentials.createInsecure();
-    const client = new this.proto.Mesh(address, creds, {
+    const client = new this.Client(address, creds, {
       ...this.channelOptions,
       // A connection per dial: closing the link closes its connection, and the listener's per-
       // connection accounting sees one link per connection.

@@ -11,7 +11,7 @@ export * from './mesh-router.js';
 export * from './lookups.js';
 export * from './deliveries.js';
 export * from './resync.js';
-export { PROTOCOL_VERSION, loadMeshProto, protoPath, PROTO_LOADER_OPTIONS } from './wire.js';
+export { PROTOCOL_VERSION, loadMeshProto, meshCodec, meshService, protoPath, PROTO_LOADER_OPTIONS } from './wire.js';
 export * from './validate.js';
 export * from './stream-calls.js';
 export * from './public-url.js';

@@ -1,19 +1,15 @@
 import type { LinkStream, MeshTransport } from './transport.js';
-import { loadMeshProto } from './wire.js';
+import { meshCodec } from './wire.js';
 import type { Batch, Batch__Output } from './wire.js';
 
-/** Encodes and decodes with the real protobuf codec, so tests see exactly what gRPC would deliver. */
+/** Encodes and decodes with the real codec, so tests see exactly what gRPC would deliver. */
 interface Codec {
   encode(b: Batch): Buffer;
   decode(buf: Buffer): Batch__Output;
 }
 
 function makeCodec(): Codec {
-  const link = loadMeshProto().Mesh.service.Link;
-  return {
-    encode: (b) => link.requestSerialize(b),
-    decode: (buf) => link.requestDeserialize(buf) as Batch__Output,
-  };
+  return meshCodec;
 }
 
 /**

@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from '../generated/mesh.js';
+import { decodeBatch, encodeBatch } from '../generated/mesh-codec/index.js';
+import type { Batch, Batch__Output } from '../generated/chatmesh/mesh/v1/Batch.js';
 
 export type { Batch, Batch__Output } from '../generated/chatmesh/mesh/v1/Batch.js';
 export type { Envelope, Envelope__Output } from '../generated/chatmesh/mesh/v1/Envelope.js';
@@ -35,6 +37,30 @@ export function protoPath(file: string): string {
   const p = fileURLToPath(new URL(`../../proto/${file}`, import.meta.url));
   if (!existsSync(p)) throw new Error(`proto file not found: ${p}`);
   return p;
+}
+
+/** The peer link's codec: generated from proto/mesh.proto (scripts/gen-mesh-codec.mjs), plain objects
+ *  of proto-loader's shape straight to and from the wire, 64-bit fields as numbers, no `Long`s. */
+export const meshCodec = {
+  encode: (b: Batch): Buffer => encodeBatch(b),
+  decode: (buf: Buffer): Batch__Output => decodeBatch(buf),
+} as const;
+
+/**
+ * The `Mesh` service with the generated codec in place of proto-loader's (which converts every
+ * message through protobufjs objects and `Long`s twice). Same path and wire format.
+ */
+export function meshService(): grpc.ServiceDefinition {
+  const link = loadMeshProto().Mesh.service.Link;
+  return {
+    Link: {
+      ...link,
+      requestSerialize: meshCodec.encode,
+      requestDeserialize: meshCodec.decode,
+      responseSerialize: meshCodec.encode,
+      responseDeserialize: meshCodec.decode,
+    },
+  } as grpc.ServiceDefinition;
 }
 
 /** Loads proto/mesh.proto. */
