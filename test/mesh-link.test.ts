@@ -86,9 +86,9 @@ t.test('a peer that sends an invalid envelope is cut off; valid traffic from it 
   await good.up;
   const hello = frameFor('u:zed', 'hello');
   good.send({ deliver: { id: 7, topic: 'u:zed', data: hello, exceptSession: '', acceptedAtMs: Date.now() } });
-  await eventually(() => results.some((e) => e.kind === 'result'), 5000, 'result');
+  await eventually(() => results.some((e) => e.kind === 'results'), 5000, 'result');
   t.same(sub.received, [hello], 'a valid delivery is written');
-  t.match(results.find((e) => e.kind === 'result')!.result, { id: 7, count: 1, notHere: false });
+  t.match(results.find((e) => e.kind === 'results')!.results, { firstId: 7, idGaps: [], counts: [1], notHere: [] }, 'answered with coalesced results (both ends speak revision 1)');
   good.send({ deliver: { id: 8, topic: 'not a topic', data: 'x', exceptSession: '', acceptedAtMs: 0 } });
   await good.closed;
   t.equal(good.state, 'closed', 'the node closed the link');

@@ -3,7 +3,8 @@ import { meshProof, proofMatches } from './proof.js';
 import { peerPublicUrl } from './public-url.js';
 import { MAX_BATCH_BYTES } from './transport.js';
 import type { LinkStream } from './transport.js';
-import { PROTOCOL_VERSION } from './wire.js';
+import { ResultBatch } from './result-batch.js';
+import { MESH_REVISION, PROTOCOL_VERSION } from './wire.js';
 import type { Envelope, Envelope__Output, Hello, Hello__Output } from './wire.js';
 
 /** Who a node is, as told in the link handshake. */
@@ -60,6 +61,11 @@ export interface LinkOptions {
   readonly deadAfterMs: number;
   /** Time for the handshake, in ms. Default 5000. */
   readonly handshakeTimeoutMs: number;
+  /**
+   * The newest mesh revision this end speaks (see `MESH_REVISION`). Default `MESH_REVISION`;
+   * tests set 0 to be a node of an older release.
+   */
+  readonly revision?: number;
 }
 
 /** Defaults of `LinkOptions`. */
@@ -117,6 +123,11 @@ export class PeerLink {
   private readonly timer: NodeJS.Timeout;
   /** Proof of the mesh secret, as sent in the hello and expected in the peer's. */
   private readonly proof: string;
+  /** The mesh revision both ends speak (the smaller of the two), known once the link is up. */
+  revision = 0;
+  /** Results of the inbound batch being handled, sent as one envelope when it is done. */
+  private readonly results = new ResultBatch();
+  private inBatch = false;
 
   constructor(
     readonly stream: LinkStream,
@@ -183,6 +194,26 @@ export class PeerLink {
     if (this.out.size > 0) this.cancelled.add(env);
   }
 
+  /**
+   * Answers a delivery from the peer. On a revision-1 link, the answers to one inbound batch
+   * leave as one `DeliverResults`; to an older peer, one `DeliverResult` each. False when the
+   * answer could not be queued (see `send`).
+   */
+  answerDelivery(id: number, count: number, notHere: boolean): boolean {
+    if (this.revision < 1) return this.send({ result: { id, count, notHere } });
+    if (this.results.add(id, count, notHere)) {
+      if (!this.inBatch) return this.sendResults();
+      return true;
+    }
+    const ok = this.sendResults();
+    this.results.add(id, count, notHere);
+    return ok;
+  }
+
+  private sendResults(): boolean {
+    return this.results.size === 0 || this.send(this.results.take());
+  }
+
   /** Says goodbye and ends the stream after what is queued. */
   close(reason: string): void {
     if (this.state === 'closed') return;
@@ -205,6 +236,7 @@ export class PeerLink {
       httpPort: this.self.httpPort,
       adminPort: this.self.adminPort,
       publicUrl: this.self.publicUrl ?? '',
+      revision: this.opts.revision ?? MESH_REVISION,
     };
   }
 
@@ -266,7 +298,17 @@ export class PeerLink {
     this.lastReceived = Date.now();
     this.stats.batchesIn++;
     this.stats.itemsIn += b.items.length;
-    for (const env of b.items) {
+    this.inBatch = true;
+    try {
+      this.handleBatch(b.items);
+    } finally {
+      this.inBatch = false;
+      if (this.results.size > 0 && this.state === 'up' && !this.sendResults()) this.close('outbound queue full');
+    }
+  }
+
+  private handleBatch(items: Envelope__Output[]): void {
+    for (const env of items) {
       if (this.state === 'handshake') {
         this.onHandshake(env);
         continue;
@@ -297,6 +339,7 @@ export class PeerLink {
       if (!proofMatches(h.secret, this.proof)) return this.refuse(RefuseCode.BadSecret, 'wrong or missing --mesh-secret');
       const peer = identityOf(h);
       if (!peer) return this.refuse(RefuseCode.BadHello, 'hello has an empty id or incarnation');
+      this.revision = Math.min(h.revision, this.opts.revision ?? MESH_REVISION);
       const no = this.hooks.admit?.(peer);
       if (no) return this.refuse(no.code, no.message, peer);
       this.writeNow({ welcome: this.hello() });
@@ -312,6 +355,7 @@ export class PeerLink {
     if (!proofMatches(w.secret, this.proof)) return this.fail(new LinkRefusedError(RefuseCode.BadSecret, 'peer presented a wrong --mesh-secret'));
     const peer = identityOf(w);
     if (!peer) return this.fail(new LinkRefusedError(RefuseCode.BadHello, 'welcome has an empty id'));
+    this.revision = Math.min(w.revision, this.opts.revision ?? MESH_REVISION);
     this.becomeUp(peer);
   }
 

@@ -12,6 +12,7 @@ import type { RouteAnswer } from './lookups.js';
 import { PendingRequests } from './pending.js';
 import { DrainLinger } from './drain-linger.js';
 import { Presence } from './presence.js';
+import { forEachResult } from './result-batch.js';
 import { WrittenMessages } from './recent.js';
 import { Resync } from './resync.js';
 import { StreamCalls } from './stream-calls.js';
@@ -525,11 +526,13 @@ export class MeshRouter implements Router {
             if (count > 0 && d.acceptedAtMs) this.opts.onDeliveryLatency?.(this.opts.clock.now() - d.acceptedAtMs);
           }
         }
-        link.send({ result: { id: d.id, count, notHere: !owns } });
+        link.answerDelivery(d.id, count, !owns);
         return;
       }
       case 'result':
         return this.deliveries.onResult(peer, env.result!.id, env.result!.count, env.result!.notHere);
+      case 'results':
+        return forEachResult(env.results!, (id, count, notHere) => this.deliveries.onResult(peer, id, count, notHere));
       case 'owner': {
         const o = env.owner!;
         this.stats.ownerDeltasIn++;

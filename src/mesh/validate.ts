@@ -5,6 +5,7 @@
  * total: it answers a reason or undefined for any input, and never throws.
  */
 import { ID_PATTERN, MAX_BODY_BYTES, MAX_FRAME_BYTES } from '../protocol/index.js';
+import { MAX_RESULTS_PER_ENVELOPE } from './result-batch.js';
 import type { Envelope__Output } from './wire.js';
 import { invalidStreamCall, invalidStreamReply } from './validate-streams.js';
 
@@ -182,6 +183,8 @@ export function invalidEnvelope(env: Envelope__Output): string | undefined {
       if (s.topics.length > MAX_TOPICS_PER_ITEM) return 'snapshot: chunk too large';
       return s.topics.every((t) => isTopic(t?.topic) && count(t.count)) ? undefined : 'snapshot: bad topic or count';
     }
+    case 'results':
+      return invalidResults(env.results);
     case 'ownerAck':
       return env.ownerAck && Number.isSafeInteger(env.ownerAck.id) && env.ownerAck.id > 0 ? undefined : 'ownerAck: bad id';
     case 'streamCall':
@@ -191,6 +194,19 @@ export function invalidEnvelope(env: Envelope__Output): string | undefined {
     default:
       return undefined;
   }
+}
+
+/** Why a `DeliverResults` is malformed, or undefined. */
+function invalidResults(r: Envelope__Output['results']): string | undefined {
+  if (!r || !Number.isSafeInteger(r.firstId) || !Array.isArray(r.counts) || !Array.isArray(r.idGaps) || !Array.isArray(r.notHere)) return 'results: missing';
+  const n = r.counts.length;
+  if (n === 0 || n > MAX_RESULTS_PER_ENVELOPE || r.idGaps.length !== n - 1 || r.notHere.length > n) return 'results: bad lengths';
+  if (!r.counts.every(count) || !r.idGaps.every((g) => Number.isSafeInteger(g) && g >= 1)) return 'results: bad counts or gaps';
+  for (let i = 0; i < r.notHere.length; i++) {
+    const p = r.notHere[i]!;
+    if (!Number.isSafeInteger(p) || p >= n || (i > 0 && p <= r.notHere[i - 1]!)) return 'results: bad not_here';
+  }
+  return undefined;
 }
 
 const MESSAGE_HEAD = '{"type":"message","msg":"';

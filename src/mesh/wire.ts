@@ -23,6 +23,13 @@ export type { MeshClient } from '../generated/chatmesh/mesh/v1/Mesh.js';
  */
 export const PROTOCOL_VERSION = 3;
 
+/**
+ * The newest revision of `PROTOCOL_VERSION` this release speaks (`Hello.revision`). Revisions are
+ * backwards compatible: a link uses the smaller of its two ends' revisions, so a mesh upgrades one
+ * node at a time. 1: `DeliverResults` (one envelope answers every delivery of a batch).
+ */
+export const MESH_REVISION = 1;
+
 /** The loader options, identical to the `gen` script's flags so runtime objects match the types. */
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,
