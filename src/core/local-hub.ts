@@ -6,9 +6,11 @@ export interface Subscriber {
   readonly session: string;
   /**
    * Writes an encoded frame to the client. Returns true when it was handed to the socket, false
-   * when the connection is closing or was just dropped as a slow consumer. Never throws.
+   * when the connection is closing or was just dropped as a slow consumer. Never throws. `bytes`,
+   * when given, is `data` already encoded as UTF-8 (shared by every connection a frame goes to,
+   * so it is encoded once); the subscriber must not modify it.
    */
-  write(data: string): boolean;
+  write(data: string, bytes?: Buffer): boolean;
 }
 
 /**
@@ -50,9 +52,16 @@ export class LocalHub {
     const set = this.subs.get(topic);
     if (!set) return 0;
     let written = 0;
-    // Copy first: a write may drop a slow consumer, which removes it from this very set.
-    for (const sub of [...set.values()]) {
-      if (sub.session !== exceptSession && sub.write(data)) written++;
+    // A write may drop a slow consumer, which deletes it from this very map: a Map iterator
+    // skips deleted entries and goes on, so no copy of the set is needed.
+    if (set.size === 1) {
+      for (const sub of set.values()) if (sub.session !== exceptSession && sub.write(data)) written++;
+      return written;
+    }
+    // Many connections (a room, a user's devices): the frame is encoded to UTF-8 once for all.
+    const bytes = Buffer.from(data);
+    for (const sub of set.values()) {
+      if (sub.session !== exceptSession && sub.write(data, bytes)) written++;
     }
     return written;
   }

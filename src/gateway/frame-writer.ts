@@ -12,6 +12,9 @@ const MAX_RECENT_IDS = 100_000;
 /** How every direct message frame starts (encodeMessage); the message id follows. */
 const MESSAGE_HEAD = '{"type":"message","msg":"';
 
+/** ws send options of a text frame given as a Buffer. */
+const TEXT = { binary: false } as const;
+
 /** What the writer needs of its connection. */
 export interface FrameWriterOptions {
   /** Bound of the unsent data (`--max-buffered-bytes`). */
@@ -64,8 +67,11 @@ export class FrameWriter {
     return this.recentIds?.has(id) ?? false;
   }
 
-  /** Writes a frame, or holds it until the welcome; false when it was not (closing, slow consumer). */
-  write(data: string): boolean {
+  /**
+   * Writes a frame, or holds it until the welcome; false when it was not (closing, slow consumer).
+   * `bytes`: the frame already encoded as UTF-8, shared with other connections (sent as is).
+   */
+  write(data: string, bytes?: Buffer): boolean {
     if (this.opts.closed() || this.ws.readyState !== 1 /* OPEN */) return false;
     const max = this.opts.maxBufferedBytes;
     if (this.early) {
@@ -88,7 +94,8 @@ export class FrameWriter {
       if (this.recentIds.size < MAX_RECENT_IDS) this.recentIds.add(id);
     }
     this.cork();
-    this.ws.send(data);
+    if (bytes) this.ws.send(bytes, TEXT);
+    else this.ws.send(data);
     this.opts.written();
     return true;
   }

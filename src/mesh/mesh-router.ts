@@ -321,13 +321,14 @@ export class MeshRouter implements Router {
 
   /** A complete owner set known now without asking anyone, or undefined. */
   private routeNow(topic: Topic): RouteAnswer | undefined {
+    // The cache first: it only ever holds entries whose home is another node and still the
+    // topic's home (membership changes re-check them), so a hit needs no ranking of the members.
+    const cached = this.table.get(topic);
+    if (cached) return { topic, home: cached.home, owners: cached.owners, source: 'cache', seq: cached.seq, tentative: false };
     const home = this.homeOf(topic);
-    if (home === this.selfId) {
-      const e = this.directory.lookup(topic);
-      return { topic, home, owners: e.owners, source: 'home', seq: e.seq, tentative: this.resync.tentative() };
-    }
-    const e = this.table.get(topic);
-    return e && { topic, home, owners: e.owners, source: 'cache', seq: e.seq, tentative: false };
+    if (home !== this.selfId) return undefined;
+    const e = this.directory.lookup(topic);
+    return { topic, home, owners: e.owners, source: 'home', seq: e.seq, tentative: this.resync.tentative() };
   }
 
   /** The owners of a topic: from the directory or cache, else asks its home. */

@@ -38,6 +38,8 @@ export function idAtTime(t: number): string {
 export class MessageClock {
   private lastTime = 0;
   private counter = 0;
+  /** The greatest id observed so far. */
+  private highest = '';
   private readonly tag: string;
 
   constructor(private readonly clock: Clock, tag?: string) {
@@ -63,6 +65,10 @@ export class MessageClock {
 
   /** Moves the clock past `id` (a message this node received or stored). Ignores malformed ids. */
   observe(id: string): void {
+    // Ids sort as they were made (time, counter, node): one not above the greatest observed so far
+    // cannot move the clock. Most calls end here (a node observes every message it stores or
+    // delivers, and those mostly arrive in order).
+    if (id <= this.highest) return;
     if (!MESSAGE_ID.test(id)) return;
     const t = idTime(id);
     // An id from far in the future (a peer's clock gone wrong) would drag every later id with it:
@@ -74,5 +80,6 @@ export class MessageClock {
       this.lastTime = t;
       this.counter = c;
     }
+    this.highest = id;
   }
 }

