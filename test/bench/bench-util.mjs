@@ -96,3 +96,30 @@ export function childChannel(child, name) {
     },
   };
 }
+
+/**
+ * Every sample of a Prometheus text exposition: `[{ name, labels: {k: v}, value }]` (comments
+ * skipped; `+Inf` and `NaN` become numbers).
+ */
+export function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[2]) for (const l of m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    out.push({ name: m[1], labels, value: m[3] === '+Inf' ? Infinity : Number(m[3]) });
+  }
+  return out;
+}
+
+/** The parsed /metrics (parseMetrics) of the node at `httpPort`, with the time read; null when it did not answer. */
+export async function scrapeMetrics(httpPort, host = HOST, timeoutMs = 2000) {
+  try {
+    const { status, text } = await httpGet(`http://${host}:${httpPort}/metrics`, timeoutMs);
+    return status === 200 ? { t: performance.now(), samples: parseMetrics(text) } : null;
+  } catch {
+    return null;
+  }
+}

@@ -6,14 +6,24 @@
 // receiver, so the clocks agree) and the receiver takes `performance.now() - sent` when the
 // `message` frame arrives.
 //
+// Each connection speaks chatmesh's protocol (WebSocket, JSON frames) or, with `protocol: 'socketio'`
+// in its entry, Socket.IO (socketio-client.mjs, to socketio-node.mjs): the same closed loop, pacing and
+// latency code measures both servers. The window of a sender counts its sends not yet acked: a
+// chatmesh `delivered` ack comes once the recipient's node wrote the frame. A Socket.IO ack comes
+// before the broadcast reached anyone (Socket.IO cannot tell), so a window of acks would not hold
+// the load back at all: senders would pile up an unbounded backlog in the server. For Socket.IO a
+// send leaves the window when its message reaches the receiver (same process: the loadgen sees both).
+//
 // Commands from the parent (process.send):
-//   { cmd: 'setup', receivers: [{user, url}], senders: [{user, url, to}], bodyBytes }
+//   { cmd: 'setup', receivers: [{user, url, protocol?}], senders: [{user, url, to, protocol?}], bodyBytes }
 //   { cmd: 'saturate', warmupMs, measureMs, window }   closed loop: `window` un-acked sends per sender
-//   { cmd: 'paced', rate, warmupMs, measureMs, window } open loop at `rate` msgs/s over all senders
+//   { cmd: 'paced', rate, warmupMs, measureMs, window, label? } open loop at `rate` msgs/s over all senders
+//                                                       (run.mjs: at half of saturation, then at BENCH_FIXED_RATE)
 //   { cmd: 'close' }
 // Events to the parent: { ev: 'ready' | 'mark' | 'result' | 'closed' | 'error', ... }.
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import { openSocketIo, requestSocketIo } from './socketio-client.mjs';
 
 if (!process.send) {
   process.stderr.write('loadgen.mjs is started by test/bench/run.mjs, not directly\n');
@@ -27,6 +37,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let senders = [];
 /** @type {Array<Conn>} */
 let receivers = [];
+/** user → sender Conn (Socket.IO: a received message releases its sender's window). */
+let sendersByUser = new Map();
 let padding = '';
 
 /** Per-phase counters, reset by each phase. */
@@ -55,11 +67,13 @@ function newPhase(name) {
 }
 
 class Conn {
-  constructor(user, url, to) {
+  constructor(user, url, to, protocol = 'chatmesh') {
     this.user = user;
     this.url = url;
     this.to = to;
+    this.protocol = protocol;
     this.ws = undefined;
+    this.sio = undefined; // the socket.io-client socket, protocol 'socketio'
     this.inflight = 0;
     this.seq = 0;
     this.window = 0;
@@ -67,6 +81,20 @@ class Conn {
   }
 
   open(timeoutMs) {
+    if (this.protocol === 'socketio') {
+      return openSocketIo(this.url, this.user, timeoutMs, {
+        onMessage: (f) => {
+          this.onMessage(f.body);
+          // The window is end to end (see the top): the message reached its receiver.
+          sendersByUser.get(f.from)?.release();
+        },
+        onClose: (reason) => {
+          if (!closing) send({ ev: 'error', message: `${this.user}: connection closed (${reason})` });
+        },
+      }).then((socket) => {
+        this.sio = socket;
+      });
+    }
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
       this.ws = ws;
@@ -103,17 +131,13 @@ class Conn {
     });
   }
 
+  /** A chatmesh frame. */
   onFrame(text) {
-    const now = performance.now();
     const f = JSON.parse(text);
     switch (f.type) {
-      case 'message': {
-        phase.received++;
-        if (now >= phase.mStart && now < phase.mEnd) phase.receivedInWindow++;
-        const sentAt = parseFloat(f.body);
-        if (sentAt >= phase.mStart && sentAt < phase.mEnd) phase.latencies.push(now - sentAt);
+      case 'message':
+        this.onMessage(f.body);
         return;
-      }
       case 'ack':
       case 'error':
       case 'presence': {
@@ -124,17 +148,7 @@ class Conn {
           return;
         }
         if (f.type === 'presence') return;
-        this.inflight--;
-        phase.acks++;
-        if (now >= phase.mStart && now < phase.mEnd) phase.acksInWindow++;
-        if (f.type === 'ack') {
-          phase.ackStatus[f.status] = (phase.ackStatus[f.status] ?? 0) + 1;
-          if (f.status === 'delivered') phase.delivered++;
-        } else {
-          phase.errors[f.code] = (phase.errors[f.code] ?? 0) + 1;
-        }
-        // Closed loop: refill the window.
-        if (phase.name === 'saturate' && phase.running) this.sendOne();
+        this.onAck(f);
         return;
       }
       default:
@@ -142,15 +156,52 @@ class Conn {
     }
   }
 
+  /** A message arrived at this receiver: its body starts with the sender's performance.now(). */
+  onMessage(body) {
+    const now = performance.now();
+    phase.received++;
+    if (now >= phase.mStart && now < phase.mEnd) phase.receivedInWindow++;
+    const sentAt = parseFloat(body);
+    if (sentAt >= phase.mStart && sentAt < phase.mEnd) phase.latencies.push(now - sentAt);
+  }
+
+  /** The answer to one of this sender's sends: {type:'ack', status} or {type:'error', code}. */
+  onAck(f) {
+    const now = performance.now();
+    if (!this.sio) this.release();
+    phase.acks++;
+    if (now >= phase.mStart && now < phase.mEnd) phase.acksInWindow++;
+    if (f.type === 'ack') {
+      phase.ackStatus[f.status] = (phase.ackStatus[f.status] ?? 0) + 1;
+      if (f.status === 'delivered') phase.delivered++;
+    } else {
+      phase.errors[f.code] = (phase.errors[f.code] ?? 0) + 1;
+      if (this.sio) this.release(); // never arrives
+    }
+  }
+
+  /** One send leaves the window (chatmesh: acked; Socket.IO: received); closed loop: refill it. */
+  release() {
+    this.inflight--;
+    if (phase.name === 'saturate' && phase.running) this.sendOne();
+  }
+
   sendOne() {
     const now = performance.now();
     this.inflight++;
     phase.sent++;
     if (now >= phase.mStart && now < phase.mEnd) phase.sentInWindow++;
-    this.ws.send(`{"type":"send","id":"${++this.seq}","to":"${this.to}","body":"${now.toFixed(4)}|${padding}"}`);
+    if (this.sio) this.sio.emit('send', { to: this.to, body: `${now.toFixed(4)}|${padding}` }, (a) => this.onAck(a));
+    else this.ws.send(`{"type":"send","id":"${++this.seq}","to":"${this.to}","body":"${now.toFixed(4)}|${padding}"}`);
   }
 
   request(frame, timeoutMs) {
+    if (this.sio) {
+      const { type, ...payload } = frame;
+      return requestSocketIo(this.sio, type, payload, timeoutMs).catch((err) => {
+        throw new Error(`${this.user}: no answer to ${type} within ${timeoutMs} ms (${err.message})`);
+      });
+    }
     const id = `setup-${++this.seq}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -171,8 +222,9 @@ let closing = false;
 async function setup(m) {
   const t0 = performance.now();
   padding = 'x'.repeat(Math.max(0, m.bodyBytes - 16));
-  receivers = m.receivers.map((r) => new Conn(r.user, r.url));
-  senders = m.senders.map((s) => new Conn(s.user, s.url, s.to));
+  receivers = m.receivers.map((r) => new Conn(r.user, r.url, undefined, r.protocol));
+  senders = m.senders.map((s) => new Conn(s.user, s.url, s.to, s.protocol));
+  sendersByUser = new Map(senders.map((s) => [s.user, s]));
   // Receivers first, so every recipient is online before anything is sent. Connect in small
   // batches: a burst of hundreds of upgrades at once is not what is being measured.
   const all = [...receivers, ...senders];
@@ -318,12 +370,15 @@ async function paced(m) {
     phase.running = false;
   }
   const drained = await drain(10_000);
-  send({ ev: 'result', result: summarize(win, { targetRate: rate, window: m.window, drained }) });
+  send({ ev: 'result', result: summarize(win, { label: m.label ?? 'paced', targetRate: rate, window: m.window, drained }) });
 }
 
 async function close() {
   closing = true;
-  for (const c of [...senders, ...receivers]) c.ws?.close(1000);
+  for (const c of [...senders, ...receivers]) {
+    c.ws?.close(1000);
+    c.sio?.disconnect();
+  }
   await sleep(200);
   for (const c of [...senders, ...receivers]) c.ws?.terminate();
   send({ ev: 'closed' });
