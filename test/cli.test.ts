@@ -71,6 +71,8 @@ t.test('bad flags fail with a clear message and exit 2 (a usage error)', async (
     [['node', '--discovery', 'consul', '--host', '0.0.0.0'], /needs --advertise/],
     [['token', '--user', 'x'], /--secret/],
     [['token', '--user', 'x', '--secret', 's', '--ttl', 'soon'], /time span/],
+    [['node', '--mesh-linger-ms', '51'], /--mesh-linger-ms must be a whole number 0-50, got 51/],
+    [['node', '--mesh-linger-ms', 'soon'], /--mesh-linger-ms/],
   ];
   for (const [args, why] of cases) {
     const r = await run(process.execPath, [CLI, ...args]).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
@@ -78,7 +80,7 @@ t.test('bad flags fail with a clear message and exit 2 (a usage error)', async (
     t.match(r.stderr, why, args.join(' '));
   }
   const help = await run(process.execPath, [CLI, 'node', '--help']);
-  for (const f of ['--id', '--host', '--advertise', '--http-port', '--mesh-port', '--admin-port', '--base-port', '--discovery', '--peers', '--consul-url', '--service-name', '--auth', '--jwt-secret', '--mesh-secret', '--admin-token', '--route-cache-size']) {
+  for (const f of ['--id', '--host', '--advertise', '--http-port', '--mesh-port', '--admin-port', '--base-port', '--discovery', '--peers', '--consul-url', '--service-name', '--auth', '--jwt-secret', '--mesh-secret', '--admin-token', '--route-cache-size', '--mesh-linger-ms']) {
     t.match(help.stdout, f, `--help lists ${f}`);
   }
 });

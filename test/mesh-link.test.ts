@@ -207,3 +207,43 @@ t.test('open mesh: a node that only the other knows still links to it (its link 
   await b.router.subscribe(userTopic('zed'), sub);
   await eventually(async () => (await a.router.publish(userTopic('zed'), frameFor('u:zed', 'hi'))) === 1, 5000, 'routable across the link');
 });
+
+t.test('linger: a batch due right after the previous one waits for company (--mesh-linger-ms); a lone one leaves at once', async (t) => {
+  const net = new MemoryNetwork();
+  const got: Envelope__Output[] = [];
+  const port = await net.transport().listen('127.0.0.1', 0, (stream) => {
+    new PeerLink(stream, 'acceptor', self, undefined, defaultLinkOptions(), { onEnvelope: (_l, env) => got.push(env), onDown() {} });
+  });
+  const batches: number[] = [];
+  const inner = net.transport().dial(`127.0.0.1:${port}`);
+  const recording: LinkStream = {
+    remote: inner.remote,
+    send(b: Batch): boolean {
+      batches.push(b.items?.length ?? 0);
+      return inner.send(b);
+    },
+    close: () => inner.close(),
+    onBatch: (cb) => inner.onBatch(cb),
+    onClose: (cb) => inner.onClose(cb),
+    onDrain: (cb) => inner.onDrain(cb),
+  };
+  const link = new PeerLink(recording, 'dialer', { ...self, id: 'a' }, undefined, { ...defaultLinkOptions(), lingerMs: 40 }, { onEnvelope() {}, onDown() {} });
+  t.teardown(() => link.close('done'));
+  await link.up;
+  const deliver = (id: number): void => { link.send({ deliver: { id, topic: 'u:x', data: '{}', exceptSession: '', acceptedAtMs: 0 } }); };
+  await new Promise((r) => setTimeout(r, 60));
+  batches.length = 0;
+  // One envelope long after the last batch: it leaves in this turn's batch.
+  deliver(1);
+  await eventually(() => got.length === 1, 2000, 'the first delivery');
+  t.same(batches, [1], 'a lone envelope is not held');
+  // Five more, one per event-loop turn, right after it: they wait together for the linger.
+  for (let i = 2; i <= 6; i++) {
+    deliver(i);
+    await new Promise((r) => setImmediate(r));
+  }
+  t.equal(got.length, 1, 'held while the linger runs');
+  await eventually(() => got.length === 6, 2000, 'the held deliveries');
+  t.same(batches, [1, 5], 'the five left as one batch');
+  t.same(got.map((e) => e.deliver!.id), [1, 2, 3, 4, 5, 6], 'in order');
+});

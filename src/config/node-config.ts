@@ -41,6 +41,9 @@ export interface NodeConfig {
   readonly adminToken: string | undefined;
   /** Max entries of the LRU routing table. Default 1,000,000. */
   readonly routeCacheSize: number;
+  /** `--mesh-linger-ms`: a peer-link batch that would follow the previous one sooner than this
+   *  waits until this long after it, ms (0: never waits). */
+  readonly meshLingerMs: number;
   /** Allow a mesh on a non-loopback address with neither a mesh secret nor mesh TLS. Default false. */
   readonly insecureMesh: boolean;
   /** Mutual TLS on peer links: PEM file paths of this node's certificate, its key, and the CA that
@@ -84,6 +87,9 @@ export function parseSpan(span: string): number | undefined {
 
 /** Node ids: also the tie-break order of who dials whom. */
 export const NODE_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+/** Default of `--mesh-linger-ms` (see `LinkOptions.lingerMs`). */
+export const DEFAULT_MESH_LINGER_MS = 0;
 
 /** The default node id for a bound mesh port. */
 export function defaultNodeId(meshPort: number): string {
@@ -177,6 +183,7 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
     meshSecret: i.meshSecret,
     adminToken: i.adminToken,
     routeCacheSize: i.routeCacheSize ?? 1_000_000,
+    meshLingerMs: i.meshLingerMs ?? DEFAULT_MESH_LINGER_MS,
     insecureMesh: i.insecureMesh ?? false,
     meshTlsCert: i.meshTlsCert,
     meshTlsKey: i.meshTlsKey,
@@ -196,6 +203,9 @@ export function resolveNodeConfig(input: NodeConfigInput = {}): NodeConfig {
   if (cfg.auth === 'jwt' && !cfg.jwtSecret) throw new ConfigError('--auth jwt needs --jwt-secret');
   if (!LOG_LEVELS.includes(cfg.logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   if (!Number.isInteger(cfg.routeCacheSize) || cfg.routeCacheSize < 1) throw new ConfigError('--route-cache-size must be a positive integer');
+  if (!Number.isInteger(cfg.meshLingerMs) || cfg.meshLingerMs < 0 || cfg.meshLingerMs > 50) {
+    throw new ConfigError(`--mesh-linger-ms must be a whole number 0-50, got ${String(cfg.meshLingerMs)}`);
+  }
   if (!Number.isInteger(cfg.replicas) || cfg.replicas < 1 || cfg.replicas > 16) throw new ConfigError(`--replicas must be a whole number 1-16, got ${String(cfg.replicas)}`);
   if (!Number.isInteger(cfg.historySize) || cfg.historySize < 0 || cfg.historySize > 100_000) {
     throw new ConfigError(`--history-size must be a whole number 0-100000 (0: no message kept), got ${String(cfg.historySize)}`);
