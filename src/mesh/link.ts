@@ -426,9 +426,10 @@ export function envelopeBytes(env: Envelope): number {
   if (d) return Buffer.byteLength(d.data ?? '') + (d.topic?.length ?? 0) + (d.exceptSession?.length ?? 0) + 40;
   // Stream appends, the rest of a busy link's bulk: the frames dominate.
   const a = env.streamCall?.append;
-  if (a && (a.clears?.length ?? 0) === 0) {
+  if (a) {
     let n = 32;
     for (const e of a.entries ?? []) n += Buffer.byteLength(e.frame ?? '') + (e.stream?.length ?? 0) + (e.id?.length ?? 0) + (e.with?.length ?? 0) + 24;
+    for (const c of a.clears ?? []) n += (c.stream?.length ?? 0) + 8 + (c.ids?.length ?? 0) * 30;
     return n;
   }
   return approxBytes(env);

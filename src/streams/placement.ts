@@ -71,9 +71,11 @@ export class Placement {
   }
 
   /** The nodes a read of `stream` asks: its replicas now, then live replicas of recent earlier views. */
-  readSet(stream: string): string[] {
-    const out = [...this.writeSet(stream)];
+  readSet(stream: string): readonly string[] {
     const now = this.opts.monotonic();
+    // No recent view still counts (the usual case): the write set itself, nothing allocated.
+    if (this.recent.length === 0 || now - this.recent[0]!.endedAt > this.recentViewMs) return this.writeSet(stream);
+    const out = [...this.writeSet(stream)];
     for (const r of this.recent) {
       if (now - r.endedAt > this.recentViewMs) break;
       for (const id of r.view.ranking(streamGroup(stream), this.opts.replicas)) {
