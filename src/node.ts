@@ -24,6 +24,7 @@ import { MessageClock, NodeStreams } from './streams/index.js';
 import { createStreamStore } from './streams/store/index.js';
 import type { StreamCallsPort, StreamStore } from './streams/index.js';
 import { UlidGenerator, defaultPublicUrl, systemClock } from './util/index.js';
+import { warnIfFewOpenFiles } from './util/open-files.js';
 import type { Clock } from './util/index.js';
 
 /** A running node. */
@@ -111,6 +112,7 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore, deps: 
   if (config.auth === 'dev') {
     log.warn('AUTH IS OFF (--auth dev): any client may claim any user name. Use --auth jwt --jwt-secret in production.');
   }
+  warnIfFewOpenFiles(log, { maxConnections: config.gateway.maxConnections, peers: config.peers.length, dataDir: config.dataDir !== undefined });
   if (!config.meshSecret && meshTls === undefined && !isLoopbackHost(config.host)) {
     log.warn({ host: config.host, meshPort }, 'MESH IS OPEN (--insecure-mesh): anyone who reaches the mesh port is a full peer and can write to every user\'s connections. Set --mesh-secret or --mesh-tls-cert/--mesh-tls-key/--mesh-tls-ca.');
   }
@@ -194,7 +196,7 @@ async function wire(config: NodeConfig, clock: Clock, store: StreamStore, deps: 
     authenticated: !!config.meshSecret || meshTls !== undefined,
     transport,
     discovery,
-    link: { ...defaultLinkOptions(), ...deps.link },
+    link: { ...defaultLinkOptions(), lingerMs: config.meshLingerMs, ...deps.link },
     log,
     onBatchSent: (n) => nodeMetrics.observeBatch(n),
     ...(deps.retryMinMs !== undefined && { retryMinMs: deps.retryMinMs }),

@@ -14,6 +14,9 @@ import { Watches } from './watching.js';
 import { BadFrameWindow } from './bad-frame-window.js';
 import { TokenExpiry } from './token-expiry.js';
 
+/** A client socket with its connection (how the shared listeners find it). */
+type SocketOf = WebSocket & { chatmeshConnection: ClientConnection };
+
 /** Time a client gets to answer a 1008 close before its socket is destroyed, in ms. Shorter than
  *  the usual grace: the socket stops being read at once, so a flooder costs nothing meanwhile. */
 export const POLICY_CLOSE_GRACE_MS = 1000;
@@ -34,25 +37,31 @@ export class ClientConnection implements Subscriber, Sender {
   private state: State = 'hello';
   /** Authenticated and subscribed to its user topic (from before the welcome until cleanup). */
   private registered = false;
-  /** Frames that arrived between the hello and the welcome, undecoded. */
-  private pending: Buffer[] = [];
-  /** Reading is paused until the rate limiter has a token again. */
+  /** Frames that arrived between the hello and the welcome, undecoded (allocated at the first). */
+  private pending: Buffer[] | undefined;
   /** Reading stopped for good (1008): the close is not waited for. */
-  private readingStopped = false;
+  private stoppedReading = false;
   /** The user's rooms as this connection follows them, and the read markers it knows. */
   private readonly rooms: ConnectionRooms;
-  private readonly typing: TypingThrottle;
+  /** Targets of recent `typing` frames: allocated at the connection's first (most send none). */
+  private typing: TypingThrottle | undefined;
   /** Frames out: held until the welcome, slow-consumer bound, one copy per message id, corked. */
   private readonly out: FrameWriter;
-  private readonly watches: Watches;
+  /** Presence queries and watched users: allocated at the first `presence`/`watch`. */
+  private watches: Watches | undefined;
   private readonly rate: RateGuard;
-  private readonly badFrames: BadFrameWindow;
+  /** Allocated at the first bad frame (a well-behaved connection never has one). */
+  private badFrames: BadFrameWindow | undefined;
   private helloTimer: NodeJS.Timeout | undefined;
-  /** When the connection's token expires (never without a token, in dev auth). */
-  private readonly expiry: TokenExpiry;
-  /** Resolves when the underlying socket has closed. */
-  readonly socketClosed: Promise<void>;
+  /** When the connection's token expires: only a connection signed in with a token has one. */
+  private expiry: TokenExpiry | undefined;
 
+  /*
+   * Memory per idle connection: a node holds tens of thousands. The connection itself is the hooks
+   * object of its parts (rate guard, rooms, frame writer, watches: no options object and no closure
+   * per part), its socket's listeners are functions shared by every connection (they find the
+   * connection on the socket), and what most connections never use is allocated at first use.
+   */
   constructor(
     private readonly ws: WebSocket,
     private readonly ctx: GatewayContext,
@@ -60,61 +69,89 @@ export class ClientConnection implements Subscriber, Sender {
     private readonly onClosed: (conn: ClientConnection) => void,
   ) {
     this.session = session;
-    this.rate = new RateGuard(ws, ctx, {
-      closed: () => this.state === 'closed',
-      readingStopped: () => this.readingStopped,
-      sendError: (code, message, id) => this.sendError(code, message, id),
-    });
-    this.badFrames = new BadFrameWindow({ max: Math.max(1, Math.floor(ctx.opts.maxBadFrames)), windowMs: ctx.opts.badFrameWindowMs, clock: ctx.clock });
-    this.expiry = new TokenExpiry(ctx.clock, () => this.expired());
-    this.watches = new Watches({
-      router: ctx.router,
-      send: (frame) => this.send(frame),
-      ack: (id, extra) => this.ack(id, extra),
-      fail: (err, id) => this.fail(err, id),
-      closed: () => this.state === 'closed',
-    });
-    this.rooms = new ConnectionRooms(ctx, {
-      sub: this,
-      user: () => this.user,
-      writeRaw: (data) => this.writeRaw(data),
-      ack: (id) => this.ack(id),
-      fail: (err, id) => this.fail(err, id),
-      closed: () => this.state === 'closed',
-    });
-    this.typing = new TypingThrottle(() => ctx.clock.monotonic());
-    this.out = new FrameWriter(ws, {
-      maxBufferedBytes: ctx.opts.maxBufferedBytes,
-      closed: () => this.state === 'closed',
-      slowConsumer: () => {
-        this.ctx.stats.slowConsumers++;
-        this.ctx.log.warn({ session: this.session, user: this.user, buffered: this.ws.bufferedAmount }, 'dropping slow consumer');
-        this.close(CloseCode.SlowConsumer, 'slow consumer: send buffer full');
-      },
-      written: () => { this.ctx.stats.framesOut++; },
-    });
+    this.rate = new RateGuard(ws, ctx, this);
+    this.rooms = new ConnectionRooms(ctx, this);
+    this.out = new FrameWriter(ws, this);
     this.helloTimer = setTimeout(() => this.reject('no hello within the deadline'), ctx.opts.helloTimeoutMs);
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
-    ws.on('pong', () => { this.alive = true; });
+    (ws as SocketOf).chatmeshConnection = this;
+    ws.on('message', ClientConnection.onSocketMessage);
+    ws.on('pong', ClientConnection.onSocketPong);
     // The server answers pings itself (autoPong is off): a ping is a frame and counts too.
-    ws.on('ping', (data) => this.onPing(data));
-    this.socketClosed = new Promise((resolve) => ws.once('close', () => resolve()));
-    ws.on('close', () => this.cleanup());
-    ws.on('error', (err) => ctx.log.debug({ err, session }, 'client socket error'));
+    ws.on('ping', ClientConnection.onSocketPing);
+    ws.on('close', ClientConnection.onSocketClose);
+    ws.on('error', ClientConnection.onSocketError);
+  }
+
+  // The socket's listeners, shared by every connection (`this` is the socket).
+  private static onSocketMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+    (this as SocketOf).chatmeshConnection.onMessage(data as Buffer, isBinary);
+  }
+
+  private static onSocketPong(this: WebSocket): void {
+    (this as SocketOf).chatmeshConnection.alive = true;
+  }
+
+  private static onSocketPing(this: WebSocket, data: Buffer): void {
+    (this as SocketOf).chatmeshConnection.onPing(data);
+  }
+
+  private static onSocketClose(this: WebSocket): void {
+    (this as SocketOf).chatmeshConnection.cleanup();
+  }
+
+  private static onSocketError(this: WebSocket, err: Error): void {
+    const conn = (this as SocketOf).chatmeshConnection;
+    conn.ctx.log.debug({ err, session: conn.session }, 'client socket error');
+  }
+
+  /** Resolves when the underlying socket has closed. */
+  socketClosed(): Promise<void> {
+    if (this.ws.readyState === 3 /* CLOSED */) return Promise.resolve();
+    return new Promise((resolve) => this.ws.once('close', () => resolve()));
+  }
+
+  // ------------------------------------------------------------ hooks of the connection's parts
+
+  /** The connection is closing: nothing more is written or handled (every part asks). */
+  closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** RateGuard: reading stopped for good (1008), a pause is never undone. */
+  readingStopped(): boolean {
+    return this.stoppedReading;
+  }
+
+  /** FrameWriter: the bound of the unsent data (`--max-buffered-bytes`). */
+  get maxBufferedBytes(): number {
+    return this.ctx.opts.maxBufferedBytes;
+  }
+
+  /** FrameWriter: the bound was passed; the connection is dropped as a slow consumer. */
+  slowConsumer(): void {
+    this.ctx.stats.slowConsumers++;
+    this.ctx.log.warn({ session: this.session, user: this.user, buffered: this.ws.bufferedAmount }, 'dropping slow consumer');
+    this.close(CloseCode.SlowConsumer, 'slow consumer: send buffer full');
+  }
+
+  /** FrameWriter: a frame went to the socket. */
+  written(): void {
+    this.ctx.stats.framesOut++;
+  }
+
+  /** ConnectionRooms: writes a frame past the interception of account events. */
+  writeRaw(data: string): boolean {
+    return this.out.write(data);
   }
 
   /**
    * Subscriber: writes a frame unless the connection is closing; drops a slow consumer. Account
    * events of the user's other devices (`joined`, `left`, `read`) update the connection first.
    */
-  write(data: string): boolean {
+  write(data: string, bytes?: Buffer): boolean {
     if (this.state === 'closed' || this.ws.readyState !== 1 /* OPEN */) return false;
     if (data.charCodeAt(9) !== 0x6d /* m of "message" */ && this.rooms.intercept(data)) return true;
-    return this.writeRaw(data);
-  }
-
-  private writeRaw(data: string): boolean {
-    return this.out.write(data);
+    return this.out.write(data, bytes);
   }
 
   /** Resolves when the send buffer is below a quarter of its bound (a replay's next page may go). */
@@ -142,7 +179,7 @@ export class ClientConnection implements Subscriber, Sender {
     this.cleanup();
     this.ws.close(code, reason);
     if (stopReading) {
-      this.readingStopped = true;
+      this.stoppedReading = true;
       this.ws.pause();
     }
     setTimeout(() => this.ws.terminate(), graceMs).unref();
@@ -160,14 +197,16 @@ export class ClientConnection implements Subscriber, Sender {
     if (this.ws.readyState === 1) this.ws.ping();
   }
 
-  private send(frame: ServerFrame): boolean {
+  /** Writes a server frame (also the Watches' hook). */
+  send(frame: ServerFrame): boolean {
     return this.write(encodeServerFrame(frame));
   }
 
-  private sendError(code: ErrorCode, message: string, id: string | undefined): void {
+  /** Answers `error` (also the RateGuard's hook); the 101st bad frame within the window closes with 1008. */
+  sendError(code: ErrorCode, message: string, id: string | undefined): void {
     this.ctx.stats.countError(code);
     this.send(id === undefined ? { type: 'error', code, message } : { type: 'error', id, code, message });
-    if ((code === ErrorCode.BadRequest || code === ErrorCode.UnknownType) && this.badFrames.record()) {
+    if ((code === ErrorCode.BadRequest || code === ErrorCode.UnknownType) && this.badFrameWindow().record()) {
       this.ctx.stats.policyViolations++;
       this.ctx.log.debug({ session: this.session, user: this.user }, 'too many bad frames: closing with 1008');
       this.close(CloseCode.PolicyViolation, 'too many bad frames', POLICY_CLOSE_GRACE_MS, true);
@@ -194,10 +233,10 @@ export class ClientConnection implements Subscriber, Sender {
       case 'hello':
         return this.onHello(data);
       case 'auth':
-        if (this.pending.length >= this.ctx.opts.maxPendingBeforeWelcome) {
+        if ((this.pending?.length ?? 0) >= this.ctx.opts.maxPendingBeforeWelcome) {
           return this.sendError(ErrorCode.RateLimited, 'too many frames before welcome', requestIdOf(data));
         }
-        this.pending.push(data);
+        (this.pending ??= []).push(data);
         return;
       case 'ready':
         return this.onFrame(data);
@@ -229,7 +268,7 @@ export class ClientConnection implements Subscriber, Sender {
     if (this.state !== 'auth') return; // closed meanwhile
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
-    this.expiry.arm(exp);
+    this.armExpiry(exp);
     this.user = user;
     this.registered = true;
     this.ctx.stats.authenticated++;
@@ -257,8 +296,8 @@ export class ClientConnection implements Subscriber, Sender {
     // Live deliveries of replayed messages can still be under way when `synced` goes out.
     void syncDevice(this.ctx, user, hello.since, this).finally(() => this.out.forgetRecentLater());
     const pending = this.pending;
-    this.pending = [];
-    for (const data of pending) this.onFrame(data);
+    this.pending = undefined;
+    for (const data of pending ?? []) this.onFrame(data);
   }
 
   /** Answers `unauthorized` (echoing `id` when the frame had one) and closes with 4401. */
@@ -278,7 +317,7 @@ export class ClientConnection implements Subscriber, Sender {
 
   /** `refresh`: a new token for the same user replaces the old one's expiry. */
   private refresh(frame: RefreshFrame): void {
-    if (!this.expiry.hasToken) {
+    if (!this.expiry?.hasToken) {
       throw new ChatError(ErrorCode.BadRequest, 'this connection signed in without a token (dev auth): it never expires and has no token to refresh');
     }
     this.ctx.auth.verifyToken(frame.token).then(
@@ -286,7 +325,7 @@ export class ClientConnection implements Subscriber, Sender {
         if (this.state !== 'ready') return;
         if (user !== this.user) return this.reject('the refresh token is for another user', frame.id);
         this.ctx.stats.tokensRefreshed++;
-        this.expiry.arm(exp);
+        this.armExpiry(exp);
         this.ack(frame.id);
       },
       (err: unknown) => {
@@ -320,7 +359,8 @@ export class ClientConnection implements Subscriber, Sender {
     this.sendError(ErrorCode.Unavailable, 'internal error; nothing was delivered', id);
   }
 
-  private ack(id: string | undefined, extra: Omit<Extract<ServerFrame, { type: 'ack' }>, 'type' | 'id'> = {}): void {
+  /** Answers `ack` (also the hook of the rooms and the watches). */
+  ack(id: string | undefined, extra: Omit<Extract<ServerFrame, { type: 'ack' }>, 'type' | 'id'> = {}): void {
     this.send(id === undefined ? { type: 'ack', ...extra } : { type: 'ack', id, ...extra });
   }
 
@@ -347,21 +387,35 @@ export class ClientConnection implements Subscriber, Sender {
       case 'conversations':
         return listConversations(this.ctx, this, frame, this.rooms.snapshot());
       case 'typing':
-        return forwardTyping(this.ctx, this, frame, this.typing);
+        return forwardTyping(this.ctx, this, frame, this.typing ??= new TypingThrottle(() => this.ctx.clock.monotonic()));
       case 'publish':
         return publishToRoom(this.ctx, this, frame);
       case 'history':
         return readHistory(this.ctx, this, frame);
       case 'presence':
-        return this.watches.query(frame.users, frame.id);
+        return this.watching().query(frame.users, frame.id);
       case 'watch':
-        return this.watches.watch(frame.users, frame.id);
+        return this.watching().watch(frame.users, frame.id);
       case 'unwatch':
-        this.watches.unwatch(frame.users);
+        this.watches?.unwatch(frame.users);
         return this.ack(frame.id);
       case 'refresh':
         return this.refresh(frame);
     }
+  }
+
+  private watching(): Watches {
+    return this.watches ??= new Watches(this.ctx.router, this);
+  }
+
+  private badFrameWindow(): BadFrameWindow {
+    return this.badFrames ??= new BadFrameWindow({ max: Math.max(1, Math.floor(this.ctx.opts.maxBadFrames)), windowMs: this.ctx.opts.badFrameWindowMs, clock: this.ctx.clock });
+  }
+
+  /** Arms the token's expiry (`exp` in JWT seconds; undefined: never expires). */
+  private armExpiry(exp: number | undefined): void {
+    if (exp === undefined && this.expiry === undefined) return; // no token: nothing to arm
+    (this.expiry ??= new TokenExpiry(this.ctx.clock, () => this.expired())).arm(exp);
   }
 
   private cleanup(): void {
@@ -370,13 +424,13 @@ export class ClientConnection implements Subscriber, Sender {
     this.registered = false;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
-    this.expiry.stop();
-    this.pending = [];
+    this.expiry?.stop();
+    this.pending = undefined;
     if (wasReady) {
       this.ctx.stats.authenticated--;
       this.ctx.router.unsubscribe(userTopic(this.user!), this);
       this.rooms.clear();
-      this.watches.clear();
+      this.watches?.clear();
     }
     this.onClosed(this);
   }

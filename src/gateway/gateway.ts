@@ -14,6 +14,10 @@ export class Gateway {
   private readonly conns = new Set<ClientConnection>();
   private readonly heartbeat: NodeJS.Timeout;
   private accepting = true;
+  /** Every connection's close hook: one function for all of them. */
+  private readonly forget = (c: ClientConnection): void => {
+    if (this.conns.delete(c)) this.ctx.stats.connections--;
+  };
 
   constructor(private readonly ctx: GatewayContext) {
     this.wss = new WebSocketServer({
@@ -38,9 +42,7 @@ export class Gateway {
     if (!this.accepting) return refuse(socket, 503, 'Service Unavailable', 'node is draining');
     if (this.conns.size >= this.ctx.opts.maxConnections) return refuse(socket, 503, 'Service Unavailable', 'node is at its connection limit');
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new ClientConnection(ws, this.ctx, this.ctx.ids.next(), (c) => {
-        if (this.conns.delete(c)) this.ctx.stats.connections--;
-      });
+      const conn = new ClientConnection(ws, this.ctx, this.ctx.ids.next(), this.forget);
       this.conns.add(conn);
       this.ctx.stats.connections++;
     });
@@ -59,7 +61,7 @@ export class Gateway {
     const conns = [...this.conns];
     for (const c of conns) c.close(code, reason, graceMs);
     // Each close() terminates its socket after graceMs at the latest, so this always settles.
-    await Promise.all(conns.map((c) => c.socketClosed));
+    await Promise.all(conns.map((c) => c.socketClosed()));
   }
 
   /** Stops the heartbeat and closes every client. */

@@ -13,10 +13,10 @@ import { ChatError, ErrorCode, encodeMembership, encodeReadEvent } from '../prot
 import type { JoinFrame, LeaveFrame, ReadFrame } from '../protocol/index.js';
 import type { GatewayContext } from './context.js';
 
-/** What the rooms need of their connection (`sub` is the connection as the router knows it). */
-export interface RoomsOwner {
-  readonly sub: Subscriber;
-  readonly user: () => string;
+/** What the rooms need of their connection: the connection itself, as the router knows it. */
+export interface RoomsOwner extends Subscriber {
+  /** The connection's user (set before the rooms are used). */
+  readonly user: string;
   /** Writes a frame past the interception of account events. */
   writeRaw(data: string): boolean;
   ack(id: string | undefined): void;
@@ -28,11 +28,14 @@ const JOINED_HEAD = '{"type":"joined","room":"';
 const LEFT_HEAD = '{"type":"left","room":"';
 const READ_HEAD = '{"type":"read","user":"';
 
-/** The rooms and read markers of one connection. Not shared. */
+/**
+ * The rooms and read markers of one connection. Not shared. Both maps are allocated at their first
+ * entry: a connection whose user has no room and no read marker keeps none.
+ */
 export class ConnectionRooms {
   /** Room → id of the join when known (restored, or joined here), for `rooms` without a read. */
-  private readonly rooms = new Map<string, string | undefined>();
-  private readonly markers = new Map<string, string>();
+  private rooms: Map<string, string | undefined> | undefined;
+  private markers: Map<string, string> | undefined;
   /** The account was read at connect: the maps above follow it since. */
   private restored = false;
 
@@ -40,7 +43,7 @@ export class ConnectionRooms {
 
   /** Whether the connection's user is a member of the room (as far as this connection knows). */
   has(room: string): boolean {
-    return this.rooms.has(room);
+    return this.rooms?.has(room) === true;
   }
 
   /**
@@ -49,13 +52,13 @@ export class ConnectionRooms {
    * not be read (the connection then starts without its rooms and is told so).
    */
   async restore(): Promise<void> {
-    const state = await this.ctx.accounts.load(this.owner.user());
-    for (const [key, msg] of state.markers) if ((this.markers.get(key) ?? '') < msg) this.markers.set(key, msg);
+    const state = await this.ctx.accounts.load(this.owner.user);
+    for (const [key, msg] of state.markers) this.mark(key, msg);
     const joins: Array<Promise<void>> = [];
     for (const [room, joinedAt] of state.rooms) {
-      if (this.rooms.has(room)) continue;
-      this.rooms.set(room, joinedAt);
-      joins.push(this.ctx.router.subscribe(roomTopic(room), this.owner.sub));
+      if (this.has(room)) continue;
+      this.roomMap().set(room, joinedAt);
+      joins.push(this.ctx.router.subscribe(roomTopic(room), this.owner));
     }
     this.restored = true;
     await Promise.all(joins);
@@ -69,7 +72,7 @@ export class ConnectionRooms {
   snapshot(): AccountState | undefined {
     if (!this.restored) return undefined;
     const rooms = new Map<string, string>();
-    for (const [room, joinedAt] of this.rooms) {
+    for (const [room, joinedAt] of this.rooms ?? []) {
       if (joinedAt === undefined) return undefined;
       rooms.set(room, joinedAt);
     }
@@ -84,21 +87,21 @@ export class ConnectionRooms {
    */
   join(frame: JoinFrame): void {
     const { room } = frame;
-    if (this.rooms.has(room)) return this.owner.ack(frame.id);
+    if (this.has(room)) return this.owner.ack(frame.id);
     let kept: Promise<string>;
     try {
-      kept = this.ctx.accounts.join(this.owner.user(), room, this.rooms.size);
+      kept = this.ctx.accounts.join(this.owner.user, room, this.rooms?.size ?? 0);
     } catch (err) {
       return this.owner.fail(err, frame.id);
     }
-    this.rooms.set(room, undefined);
-    const subscribed = this.ctx.router.subscribe(roomTopic(room), this.owner.sub);
+    this.roomMap().set(room, undefined);
+    const subscribed = this.ctx.router.subscribe(roomTopic(room), this.owner);
     Promise.all([kept, subscribed]).then(([joinedAt]) => {
-      if (this.rooms.has(room)) this.rooms.set(room, joinedAt);
+      if (this.has(room)) this.roomMap().set(room, joinedAt);
       this.tellDevices(encodeMembership('joined', room));
       if (!this.owner.closed()) this.owner.ack(frame.id);
     }, (err: unknown) => {
-      if (this.rooms.has(room)) this.drop(room);
+      if (this.has(room)) this.drop(room);
       this.owner.fail(err, frame.id);
     });
   }
@@ -106,16 +109,16 @@ export class ConnectionRooms {
   /** `leave`: ends the membership on every device (this connection at once). Leaving a room one is not in is acked too. */
   leave(frame: LeaveFrame): void {
     const { room } = frame;
-    if (!this.rooms.has(room)) return this.owner.ack(frame.id);
+    if (!this.has(room)) return this.owner.ack(frame.id);
     this.drop(room);
-    this.ctx.accounts.leave(this.owner.user(), room).then(() => {
+    this.ctx.accounts.leave(this.owner.user, room).then(() => {
       this.tellDevices(encodeMembership('left', room));
       if (!this.owner.closed()) this.owner.ack(frame.id);
     }, (err: unknown) => {
       // Still a member in the account: this connection follows the room again.
-      if (!this.owner.closed() && !this.rooms.has(room)) {
-        this.rooms.set(room, undefined);
-        void this.ctx.router.subscribe(roomTopic(room), this.owner.sub);
+      if (!this.owner.closed() && !this.has(room)) {
+        this.roomMap().set(room, undefined);
+        void this.ctx.router.subscribe(roomTopic(room), this.owner);
       }
       this.owner.fail(err, frame.id);
     });
@@ -124,16 +127,14 @@ export class ConnectionRooms {
   /** `read`: the marker kept, then every device of the reader (and, for a conversation, of the other party) told. */
   read(frame: ReadFrame): void {
     const target: ReadTarget = frame.with !== undefined ? { with: frame.with } : { room: frame.room! };
-    if ('room' in target && !this.rooms.has(target.room)) {
+    if ('room' in target && !this.has(target.room)) {
       return this.owner.fail(notMember(target.room, 'marking it read'), frame.id);
     }
-    const user = this.owner.user();
+    const user = this.owner.user;
     this.ctx.accounts.markRead(user, target, frame.msg).then(() => {
       if (this.owner.closed()) return;
       this.owner.ack(frame.id);
-      const key = targetKey(target);
-      if ((this.markers.get(key) ?? '') >= frame.msg) return; // not forward: nothing to tell
-      this.markers.set(key, frame.msg);
+      if (!this.mark(targetKey(target), frame.msg)) return; // not forward: nothing to tell
       const event = encodeReadEvent(user, target, frame.msg);
       this.publish(userTopic(user), event);
       if ('with' in target && target.with !== user) this.publish(userTopic(target.with), event);
@@ -148,44 +149,52 @@ export class ConnectionRooms {
   intercept(data: string): boolean {
     if (data.startsWith(JOINED_HEAD)) {
       const room = data.slice(JOINED_HEAD.length, data.indexOf('"', JOINED_HEAD.length));
-      if (this.rooms.has(room)) return true; // this connection joined it itself
-      this.rooms.set(room, undefined);
-      void this.ctx.router.subscribe(roomTopic(room), this.owner.sub).then(() => {
-        if (!this.owner.closed() && this.rooms.has(room)) this.owner.writeRaw(data);
+      if (this.has(room)) return true; // this connection joined it itself
+      this.roomMap().set(room, undefined);
+      void this.ctx.router.subscribe(roomTopic(room), this.owner).then(() => {
+        if (!this.owner.closed() && this.has(room)) this.owner.writeRaw(data);
       });
       return true;
     }
     if (data.startsWith(LEFT_HEAD)) {
       const room = data.slice(LEFT_HEAD.length, data.indexOf('"', LEFT_HEAD.length));
-      if (!this.rooms.has(room)) return true;
+      if (!this.has(room)) return true;
       this.drop(room);
       return false;
     }
-    if (data.startsWith(READ_HEAD + this.owner.user() + '"')) {
+    if (data.startsWith(READ_HEAD + this.owner.user + '"')) {
       const m = /"(with|room)":"([^"]+)","msg":"([^"]+)"/.exec(data);
-      if (m) {
-        const key = m[1] === 'with' ? `u:${m[2]}` : `r:${m[2]}`;
-        if ((this.markers.get(key) ?? '') < m[3]!) this.markers.set(key, m[3]!);
-      }
+      if (m) this.mark(m[1] === 'with' ? `u:${m[2]}` : `r:${m[2]}`, m[3]!);
     }
     return false;
   }
 
   /** The connection went: its room subscriptions go. */
   clear(): void {
-    for (const room of this.rooms.keys()) this.ctx.router.unsubscribe(roomTopic(room), this.owner.sub);
-    this.rooms.clear();
+    for (const room of this.rooms?.keys() ?? []) this.ctx.router.unsubscribe(roomTopic(room), this.owner);
+    this.rooms = undefined;
+  }
+
+  private roomMap(): Map<string, string | undefined> {
+    return this.rooms ??= new Map();
+  }
+
+  /** Moves the marker of `key` forward to `msg`; false when it was there or further already. */
+  private mark(key: string, msg: string): boolean {
+    if ((this.markers?.get(key) ?? '') >= msg) return false;
+    (this.markers ??= new Map()).set(key, msg);
+    return true;
   }
 
   private drop(room: string): void {
-    this.rooms.delete(room);
-    this.ctx.router.unsubscribe(roomTopic(room), this.owner.sub);
+    this.rooms?.delete(room);
+    this.ctx.router.unsubscribe(roomTopic(room), this.owner);
   }
 
   /** To the user's other connections (this one already knows). */
   private tellDevices(event: string): void {
-    this.ctx.router.publish(userTopic(this.owner.user()), event, this.owner.sub.session, { confirm: false }).catch((err: unknown) => {
-      this.ctx.log.warn({ err, user: this.owner.user() }, 'could not tell the user\'s other devices');
+    this.ctx.router.publish(userTopic(this.owner.user), event, this.owner.session, { confirm: false }).catch((err: unknown) => {
+      this.ctx.log.warn({ err, user: this.owner.user }, 'could not tell the user\'s other devices');
     });
   }
 

@@ -10,7 +10,6 @@ import type { PresenceStatus, ServerFrame } from '../protocol/index.js';
 
 /** What the watches need from their connection. */
 export interface WatchOwner {
-  readonly router: Router;
   send(frame: ServerFrame): boolean;
   /** Answers a frame with an `ack` carrying `users`. */
   ack(id: string | undefined, extra: { users: Record<string, PresenceStatus> }): void;
@@ -25,11 +24,11 @@ export class Watches {
     this.owner.send({ type: 'presence_change', user: topicName(topic), status: online ? 'online' : 'offline' });
   };
 
-  constructor(private readonly owner: WatchOwner) {}
+  constructor(private readonly router: Router, private readonly owner: WatchOwner) {}
 
   /** `presence`: who of these is online now. */
   query(users: readonly string[], id: string | undefined): void {
-    this.owner.router.online(users.map(userTopic)).then(
+    this.router.online(users.map(userTopic)).then(
       (map) => {
         const status = statusRecord(users, (u) => map.get(userTopic(u)) === true);
         this.owner.send(id === undefined ? { type: 'presence', users: status } : { type: 'presence', id, users: status });
@@ -40,7 +39,7 @@ export class Watches {
 
   /** `watch`: acked with the users' current status once every registration completed. */
   watch(users: readonly string[], id: string | undefined): void {
-    const { router } = this.owner;
+    const { router } = this;
     const fresh = users.filter((u) => !this.watched.has(u));
     if (this.watched.size + fresh.length > MAX_WATCHED_PER_CONNECTION) {
       throw new ChatError(ErrorCode.BadRequest, `a connection may watch at most ${MAX_WATCHED_PER_CONNECTION} users (watching ${this.watched.size})`);
@@ -73,13 +72,13 @@ export class Watches {
   /** `unwatch`. */
   unwatch(users: readonly string[]): void {
     for (const u of users) {
-      if (this.watched.delete(u)) this.owner.router.unwatch(userTopic(u), this.onPresence);
+      if (this.watched.delete(u)) this.router.unwatch(userTopic(u), this.onPresence);
     }
   }
 
   /** The connection went: every watch is undone. */
   clear(): void {
-    for (const u of this.watched) this.owner.router.unwatch(userTopic(u), this.onPresence);
+    for (const u of this.watched) this.router.unwatch(userTopic(u), this.onPresence);
     this.watched.clear();
   }
 }

@@ -33,6 +33,19 @@ export interface HttpServerOptions {
   readonly webRoot?: string;
 }
 
+/**
+ * Connections the kernel may hold waiting for an accept. Node's default (511) overflows when
+ * thousands of clients connect at once (every client of a node that restarted reconnects within
+ * seconds), and each SYN dropped on a full queue costs its client a 1 s retransmit, then 3 s, ...
+ * The kernel caps it at net.core.somaxconn (4096 on current Linux).
+ */
+export const LISTEN_BACKLOG = 4096;
+
+/** A socket's error listener: one function for every socket (`this` is the socket). */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 const SECURITY_HEADERS = {
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
@@ -109,7 +122,7 @@ export async function startHttpServer(opts: HttpServerOptions, h: HttpHandlers):
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     if ((req.url ?? '').split('?')[0] !== '/ws') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -123,7 +136,7 @@ export async function startHttpServer(opts: HttpServerOptions, h: HttpHandlers):
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
+    server.listen({ port: opts.port, host: opts.host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve();
     });

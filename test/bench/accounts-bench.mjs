@@ -460,7 +460,7 @@ async function startCluster(cfg, profileDir) {
       const child = track(spawn(process.execPath, [
         ...nodeArgs, cli, 'node', '--id', id, '--host', HOST,
         '--http-port', String(p.http), '--mesh-port', String(p.mesh), '--admin-port', String(p.admin),
-        '--discovery', 'static', '--peers', peers, '--auth', 'dev', '--log-level', 'warn',
+        '--discovery', 'static', '--peers', peers, '--auth', 'dev', '--log-level', 'warn', '--max-connections', '10000',
         '--rate-limit', '1000000', '--rate-burst', '1000000',
       ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }));
       const node = { id, ...p, child, pid: child.pid, lines: [], shown: 0, suppressed: 0 };

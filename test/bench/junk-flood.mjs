@@ -153,7 +153,7 @@ async function startNode() {
   const [http, mesh, admin] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(process.execPath, [
     ...cfg.nodeArgs, '--import', pathToFileURL(join(here, 'orphan-guard.mjs')).href, cli, 'node', '--id', 'junk', '--host', HOST,
-    '--http-port', String(http), '--mesh-port', String(mesh), '--admin-port', String(admin), '--auth', 'dev', '--log-level', 'warn',
+    '--http-port', String(http), '--mesh-port', String(mesh), '--admin-port', String(admin), '--auth', 'dev', '--log-level', 'warn', '--max-connections', '10000',
   ], { cwd: cfg.root, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const lines = [];

@@ -339,6 +339,9 @@ async function startCluster(label, storage = 'memory') {
       '--http-port', String(p.http), '--mesh-port', String(p.mesh), '--admin-port', String(p.admin),
       '--discovery', 'static', '--peers', peers, '--auth', 'dev', '--log-level', 'warn',
       '--rate-limit', '1000000', '--rate-burst', '1000000',
+      // The load holds a few hundred connections: a cap this machine's open-files limit covers
+      // (the default, 100,000, is above it, and the node would rightly warn at every start).
+      '--max-connections', '10000',
     ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }), `node ${id}`);
     const node = { id, ...p, child, pid: child.pid, lines: [], shown: 0, suppressed: 0, dataDir: store.dir };
     for (const stream of [child.stdout, child.stderr]) {

@@ -170,7 +170,7 @@ async function startNode(i, all, store, label) {
   const child = spawn(process.execPath, [
     ...nodeArgs, cli, 'node', '--id', id, '--host', HOST,
     '--http-port', String(p.http), '--mesh-port', String(p.mesh), '--admin-port', String(p.admin),
-    '--discovery', 'static', '--peers', peers, '--auth', 'dev', '--log-level', 'warn',
+    '--discovery', 'static', '--peers', peers, '--auth', 'dev', '--log-level', 'warn', '--max-connections', '10000',
     '--rate-limit', '1000000', '--rate-burst', '1000000', ...storeArgs,
   ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
