@@ -1,6 +1,6 @@
 // The connection: one WebSocket at a time (to the node `nodes.js` picks), hello, reconnect with a
 // quick, jittered backoff (and a "reconnect now" button meanwhile), requests and their answers.
-import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, CLOSE_TEXT, state } from './state.js';
+import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, CLOSE_TEXT, CONNECT_TIMEOUT_MS, state } from './state.js';
 import { logEvent, setConn, ui } from './dom.js';
 import { fetchToken, refreshDelay } from './token.js';
 import { handleFrame } from './frames.js';
@@ -19,8 +19,25 @@ export function connect() {
   state.tokenExpired = false;
   setConn('connecting', state.attempt ? `reconnecting (attempt ${state.attempt})…` : 'connecting…');
   updateReconnectButton();
-  const ws = new WebSocket(currentUrl());
+  clearTimeout(state.connectTimer);
+  let ws;
+  try {
+    ws = new WebSocket(currentUrl());
+  } catch (e) {
+    // A URL the browser refuses outright (bad syntax, a blocked port): count it as a failed attempt.
+    logEvent('error', `cannot connect to ${currentUrl()}: ${e.message}`);
+    state.ws = null;
+    handleClose({ code: 1006, reason: e.message });
+    return;
+  }
   state.ws = ws;
+  state.connectTimer = setTimeout(() => {
+    if (state.ws !== ws || state.welcomed) return;
+    // No welcome in time: drop this socket (its events are ignored from now on) and retry.
+    state.ws = null;
+    try { ws.close(); } catch { /* not open yet */ }
+    handleClose({ code: 1006, reason: `no welcome within ${CONNECT_TIMEOUT_MS / 1000} s` });
+  }, CONNECT_TIMEOUT_MS);
   ws.addEventListener('open', async () => {
     if (state.ws !== ws) return;
     // After a long disconnect the token may be stale: renew it first when there is a source.
@@ -67,6 +84,7 @@ export function disconnect(reason) {
   state.welcomed = false;
   clearTimeout(state.reconnectTimer);
   state.reconnectTimer = null;
+  clearTimeout(state.connectTimer);
   clearTimeout(state.refreshTimer);
   state.refreshTimer = null;
   stopNodesRefresh();
@@ -84,6 +102,7 @@ function failPending() {
 
 function handleClose(ev) {
   const wasWelcomed = state.welcomed;
+  clearTimeout(state.connectTimer);
   state.ws = null;
   state.welcomed = false;
   clearTimeout(state.refreshTimer);

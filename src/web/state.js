@@ -7,6 +7,9 @@ export const MAX_EVENTS = 200;
 // Reconnect: the first retry within 125-250 ms, then doubling, jittered, at most 5 s apart.
 export const BACKOFF_BASE_MS = 250;
 export const BACKOFF_MAX_MS = 5000;
+// A connection not welcomed this long after it was opened (a network that swallows packets, a
+// server that never answers) is dropped and retried like a lost one.
+export const CONNECT_TIMEOUT_MS = 15000;
 // After this many failed attempts in a row on one node, the next one goes to another listed node.
 export const FAILS_BEFORE_MOVE = 2;
 // GET /nodes is read after each welcome and then this often.
@@ -50,6 +53,7 @@ export const state = {
   wantConnected: false, // false after sign-out or a 4401
   attempt: 0,           // reconnect attempts since the last welcome
   reconnectTimer: null,
+  connectTimer: null,
   reconnectDelays: [],  // the delays of the reconnects scheduled since the last welcome (ms)
   // Nodes (GET /nodes): where the socket goes.
   url: null,            // WebSocket URL of the current (or next) connection

@@ -55,12 +55,12 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
-import { HOST, childChannel, freePort, httpGet, nodeMetrics, procCpuMs as procCpu } from './bench-util.mjs';
+import { benchCli, HOST, childChannel, freePort, httpGet, nodeMetrics, procCpuMs as procCpu } from './bench-util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const self = fileURLToPath(import.meta.url);
 const root = join(here, '..', '..');
-const cli = join(root, 'dist', 'cli.js');
+const cli = benchCli(root);
 /** The nodes run with the default --history-size: a user stream keeps its newest 1000 messages. */
 const HISTORY_SIZE = 1000;
 /** The server forwards at most one `typing` per target per this many ms from one connection. */

@@ -2,8 +2,19 @@
 // time from /proc, and the command/event channel to a forked load process.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
 
 export const HOST = '127.0.0.1';
+
+/**
+ * The chatmesh CLI the benches start: this checkout's build, or BENCH_CLI (the dist/cli.js of
+ * another build, e.g. a worktree of an older commit), so that two builds are measured by the same
+ * bench code: `BENCH_CLI=/tmp/base/dist/cli.js npm run bench`. Flags the other build lacks fail its start.
+ */
+export function benchCli(root) {
+  const other = process.env.BENCH_CLI;
+  return other ? resolve(other) : join(root, 'dist', 'cli.js');
+}
 /** Linux USER_HZ: /proc times are in these ticks per second. */
 export const CLK_TCK = 100;
 

@@ -41,11 +41,11 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
-import { HOST, childChannel, freePort, httpGet, procCpuMs } from './bench-util.mjs';
+import { benchCli, HOST, childChannel, freePort, httpGet, procCpuMs } from './bench-util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const cli = join(root, 'dist', 'cli.js');
+const cli = benchCli(root);
 const DEFAULT_HEARTBEAT_MS = 30_000;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -70,6 +70,10 @@
 //                          junk flooders), conns (connections per node: conns-bench.mjs, up to 10 minutes)
 //   BENCH_BASE_PORT [0]    0: free ports picked at random; else HTTP P+i, mesh P+100+i, admin P+200+i
 //                          (chatmesh nodes only: socketio's nodes and redis-server always take free ports)
+//   BENCH_CLI [dist/cli.js of this checkout]  the chatmesh build to measure (another build's dist/cli.js:
+//                          the same bench code measures both, e.g. a worktree of the commit before a change)
+//   BENCH_NODE_FLAGS []    extra Node.js flags for the chatmesh nodes (not the loadgen), space-separated,
+//                          e.g. "--max-semi-space-size=32" to compare V8 heap settings
 //   BENCH_PROFILE [0]      1: run the nodes with --cpu-prof, write profiles next to the results and
 //                          print the top self-time functions of each node (chatmesh nodes only)
 //   BENCH_TIMEOUT [60 + per scenario: 40 + 3 x (warmup + seconds + 5) for load scenarios (2 x without the
@@ -81,12 +85,12 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatSummary, summarizeProfile } from './profile-summary.mjs';
-import { HOST, childChannel, freePort, procCpuMs, scrapeMetrics } from './bench-util.mjs';
+import { benchCli, HOST, childChannel, freePort, procCpuMs, scrapeMetrics } from './bench-util.mjs';
 import { NO_REDIS_NOTE, findOnPath, startSocketIoCluster } from './socketio-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const cli = join(root, 'dist', 'cli.js');
+const cli = benchCli(root);
 const NODES = 3;
 
 function envNum(name, def, { min = 0, max = Infinity } = {}) {
@@ -108,6 +112,8 @@ const cfg = {
   pairs: envNum('BENCH_PAIRS', 50, { min: 1, max: 2000 }),
   window: envNum('BENCH_WINDOW', 32, { min: 1, max: 10_000 }),
   bodyBytes: envNum('BENCH_BODY_BYTES', 64, { min: 16, max: 16_000 }),
+  // Extra Node.js flags for the chatmesh nodes only (not the loadgen), e.g. V8 heap tuning.
+  nodeFlags: (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
   fixedRate: envNum('BENCH_FIXED_RATE', 5000, { min: 0, max: 1_000_000 }),
   basePort: envNum('BENCH_BASE_PORT', 0, { min: 0, max: 65_000 }),
   profile: process.env.BENCH_PROFILE === '1' || process.env.BENCH_PROFILE === 'true',
@@ -328,7 +334,7 @@ async function startCluster(label, storage = 'memory') {
   for (let i = 0; i < NODES; i++) {
     const id = `b${i}`;
     const p = ports[i];
-    const nodeArgs = ['--import', pathToFileURL(join(here, 'orphan-guard.mjs')).href];
+    const nodeArgs = ['--import', pathToFileURL(join(here, 'orphan-guard.mjs')).href, ...cfg.nodeFlags];
     if (cfg.profile) {
       mkdirSync(profileDir, { recursive: true });
       nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${label}-${id}.cpuprofile`);
@@ -912,7 +918,8 @@ function gitState() {
 
 async function main() {
   const t0 = performance.now();
-  log(`chatmesh bench: ${cfg.scenarios.join(', ')}; ${cfg.pairs} pairs, window ${cfg.window}, ${cfg.warmup}+${cfg.seconds} s per phase${cfg.profile ? `, profiling into ${profileDir}` : ''}`);
+  log(`chatmesh bench: ${cfg.scenarios.join(', ')}; ${cfg.pairs} pairs, window ${cfg.window}, ${cfg.warmup}+${cfg.seconds} s per phase${cfg.profile ? `, profiling into ${profileDir}` : ''}` +
+    `${process.env.BENCH_CLI ? `; chatmesh from BENCH_CLI=${cli}` : ''}${cfg.nodeFlags.length ? `; node flags ${cfg.nodeFlags.join(' ')}` : ''}`);
   const results = [];
   const others = [];
   /** Scenarios that could not run (socketio without redis-server): name → why. */
@@ -947,7 +954,7 @@ async function main() {
   writeFileSync(out, `${JSON.stringify({
     date: new Date().toISOString(),
     git: gitState(),
-    config: { ...cfg, nodes: NODES, cores: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
+    config: { ...cfg, cli, nodes: NODES, cores: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
     note: `load generator and ${NODES} nodes share ${cpus().length} cores`,
     results,
     ratios,

@@ -42,7 +42,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { formatSummary, summarizeProfile } from './profile-summary.mjs';
-import { HOST, freePort, httpGet, nodeMetrics, procCpuMs } from './bench-util.mjs';
+import { benchCli, HOST, freePort, httpGet, nodeMetrics, procCpuMs } from './bench-util.mjs';
 
 /** utime + stime of a process, ms. */
 const cpuMsOf = (pid) => {
@@ -52,7 +52,7 @@ const cpuMsOf = (pid) => {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const cli = join(root, 'dist', 'cli.js');
+const cli = benchCli(root);
 
 function envNum(name, def, min = 0) {
   const raw = process.env[name];

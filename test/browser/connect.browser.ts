@@ -71,6 +71,29 @@ t.test('reconnect: the first retry within 500 ms, then jittered backoff capped a
   t.same(errors.filter((e) => !expectedNoise.test(e)), [], 'no page errors');
 });
 
+t.test('a connection that opens but is never welcomed is dropped after 15 s and retried', { skip }, async (t) => {
+  const { page, errors } = await openPage(t, await browserReady!, 'noor');
+  const { url } = await start(t);
+  // The first socket opens (the route answers the upgrade) but nothing ever comes back: the hello
+  // is swallowed, as by a network that lost the way back. The next one goes to the node.
+  const opened: number[] = [];
+  await page.routeWebSocket((u) => u.pathname === '/ws', (ws) => {
+    opened.push(Date.now());
+    if (opened.length === 1) { ws.onMessage(() => undefined); return; }
+    ws.connectToServer();
+  });
+  await page.goto(url);
+  await page.fill('#login-user', 'noor');
+  await page.click('#login-btn');
+  await page.waitForSelector('#conn-status[data-state="reconnecting"]', { timeout: 25_000 });
+  const waited = Date.now() - opened[0]!;
+  t.ok(waited >= 14_000, `dropped after ${waited} ms without a welcome`);
+  t.match(await page.textContent('#events'), /no welcome within 15 s/, 'the event log says why');
+  await page.waitForSelector('#conn-status[data-state="online"]');
+  t.equal(opened.length, 2, 'the retry got in');
+  t.same(errors.filter((e) => !expectedNoise.test(e)), [], 'no page errors');
+});
+
 t.test('drain: the page moves to another node from GET /nodes, and messages still work', { skip }, async (t) => {
   const { page, errors } = await openPage(t, await browserReady!, 'ada');
   const a = await grpcNode(t, { id: 'node-a', auth: 'dev' });

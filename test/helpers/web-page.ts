@@ -64,6 +64,12 @@ export async function openPage(t: Test, browser: Browser, name: string, opts: Pa
         t.comment(`screenshot: ${file}`);
         console.error(`screenshot of the failing page ${name}: ${file}`);
       }, () => undefined);
+      // What the page saw, for a failure seen only in CI's log: its status and its last events.
+      const seen = await page.evaluate(() => ({
+        status: document.querySelector('#conn-status')?.textContent ?? '',
+        events: [...document.querySelectorAll('#events li')].slice(-20).map((li) => li.textContent ?? ''),
+      })).catch(() => null);
+      if (seen) console.error(`page ${name}: status "${seen.status}"; last events:\n  ${seen.events.join('\n  ')}\npage errors: ${errors.join('; ') || 'none'}`);
     }
     if (own) await context.close(); else await page.close().catch(() => undefined);
   });
