@@ -6,43 +6,18 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { spawn } from 'node:child_process';
 import {
   BASE_RESERVED_FDS, DATA_DIR_FDS, FDS_PER_PEER, openFilesShortfall, openFilesWarning, parseOpenFilesLimit,
   readOpenFilesLimit, reservedFds, warnIfFewOpenFiles,
 } from '../src/util/open-files.js';
-import { CLI, freeBase } from './helpers/procs.js';
+import { freeBase, startCliNode } from './helpers/procs.js';
 
 /** `chatmesh node` under `ulimit -n <limit>`: its log records until it listens, then it is stopped. */
 async function startupLogs(t: Test, limit: number, args: string[]): Promise<Array<Record<string, unknown>>> {
-  const base = await freeBase();
-  const cmd = `ulimit -n ${limit} && exec "$0" "$@"`;
-  const child = spawn('bash', ['-c', cmd, process.execPath, CLI, 'node', '--log-level', 'info', '--base-port', String(base), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    let err = '';
-    child.stderr.on('data', (d) => { err += d; });
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const lines = buf.split('\n');
-      buf = lines.pop()!;
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        const rec = JSON.parse(line) as Record<string, unknown>;
-        logs.push(rec);
-        if (typeof rec['httpPort'] === 'number' && typeof rec['meshPort'] === 'number') resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`chatmesh node exited ${code}: ${err}`)));
-  });
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-  return logs;
+  const node = await startCliNode(t, ['--base-port', String(await freeBase()), ...args], {}, limit);
+  node.child.kill('SIGTERM');
+  await node.exited;
+  return node.logs;
 }
 
 const isWarning = (r: Record<string, unknown>): boolean => typeof r['msg'] === 'string' && r['msg'].startsWith('open-files limit too low');

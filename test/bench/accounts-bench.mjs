@@ -47,7 +47,7 @@
 //   BENCH_PROFILE [0]                        1: the nodes run with --cpu-prof; top functions printed
 // Prints a table and, last, one JSON line (run.mjs keeps it in its results file); also writes
 // bench-results/accounts-<date>.json.
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -55,7 +55,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
-import { benchCli, HOST, childChannel, freePort, httpGet, nodeMetrics, procCpuMs as procCpu } from './bench-util.mjs';
+import { alive, benchCli, HOST, childChannel, freePort, gitState, httpGet, nodeMetrics, procCpuMs as procCpu, runBench, stopChild } from './bench-util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const self = fileURLToPath(import.meta.url);
@@ -361,16 +361,7 @@ function benchConfig() {
 
 const children = new Set();
 let cleaningUp = false;
-const alive = (c) => c.exitCode === null && c.signalCode === null;
 
-async function stopChild(child, graceMs = 10_000) {
-  if (!alive(child)) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => alive(child) && child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(t);
-}
 
 async function cleanup() {
   cleaningUp = true;
@@ -983,16 +974,6 @@ async function benchTyping(cfg, nodes) {
 
 // ------------------------------------------------------------------ main
 
-function gitState() {
-  try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
-    return { commit, dirty };
-  } catch {
-    return undefined;
-  }
-}
-
 function table(first, typing, load) {
   const rows = [
     ['first screen (u0: rooms / conversations)', `${first.account.rooms} / ${first.account.conversationsKept} listed of ${first.account.peers}`],
@@ -1031,30 +1012,10 @@ function table(first, typing, load) {
   return lines.join('\n');
 }
 
-async function benchMain() {
-  const cfg = benchConfig();
+async function benchMain(cfg) {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const resultsDir = join(root, 'bench-results');
   const profileDir = join(resultsDir, `profiles-accounts-${stamp}`);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.once(sig, () => {
-      process.stderr.write(`accounts-bench: ${sig}, stopping nodes\n`);
-      cleanup().finally(() => process.exit(130));
-    });
-  }
-  process.on('exit', () => {
-    for (const c of children) if (alive(c)) c.kill('SIGKILL');
-  });
-  // Started by run.mjs and it is gone (killed outright): stop too (the nodes follow, orphan-guard.mjs).
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) cleanup().finally(() => process.exit(1));
-  }, 500).unref();
-  setTimeout(() => {
-    process.stderr.write(`accounts-bench: BENCH_ACCOUNTS_TIMEOUT (${cfg.timeout} s) reached, stopping\n`);
-    cleanup().finally(() => process.exit(1));
-  }, cfg.timeout * 1000).unref();
-
   const t0 = performance.now();
   const load = loadavg();
   log(`accounts bench: 3 nodes (--replicas 2, in memory), ${cpus().length} cores shared with the clients; load average ${load.map((x) => x.toFixed(2)).join(' ')}`);
@@ -1084,7 +1045,7 @@ async function benchMain() {
   const out = {
     bench: 'accounts',
     date: new Date().toISOString(),
-    git: gitState(),
+    git: gitState(root),
     config: { ...cfg, nodes: 3, replicas: 2, historySize: HISTORY_SIZE, typingThrottleMs: TYPING_THROTTLE_MS, cores: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
     loadAverageAtStart: load,
     loadAverageAtEnd: loadavg(),
@@ -1109,15 +1070,9 @@ if (process.env.ACCOUNTS_BENCH_ROLE === 'typists') {
   }
   typistsMain();
 } else {
-  benchMain().then(
-    async () => {
-      await cleanup();
-      process.exit(0);
-    },
-    async (err) => {
-      process.stderr.write(`accounts bench failed: ${err?.stack ?? err}\n`);
-      await cleanup();
-      process.exit(1);
-    },
-  );
+  const cfg = benchConfig();
+  process.on('exit', () => {
+    for (const c of children) if (alive(c)) c.kill('SIGKILL');
+  });
+  runBench('accounts-bench', () => benchMain(cfg), { cleanup, timeoutS: cfg.timeout, timeoutVar: 'BENCH_ACCOUNTS_TIMEOUT' });
 }

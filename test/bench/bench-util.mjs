@@ -1,5 +1,7 @@
 // What the bench scripts share: free ports, plain HTTP reads, a node's /metrics, a process's CPU
-// time from /proc, and the command/event channel to a forked load process.
+// time from /proc, the command/event channel to a forked load process, the commit measured, and
+// the guards of a child bench's main.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -99,6 +101,8 @@ export function childChannel(child, name) {
     },
     call(msg, ev, timeoutMs) {
       if (failure) return Promise.reject(failure);
+      // Gone (stopped by a signal's cleanup, or crashed): a rejection, not an 'error' event nobody handles.
+      if (!child.connected) return Promise.reject(new Error(`${name}: its channel is closed (${msg.cmd})`));
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`${name}: no ${ev} within ${timeoutMs} ms for ${msg.cmd}`)), timeoutMs);
         waiters.push({ ev, resolve: (m) => { clearTimeout(t); resolve(m); }, reject: (e) => { clearTimeout(t); reject(e); } });
@@ -133,4 +137,66 @@ export async function scrapeMetrics(httpPort, host = HOST, timeoutMs = 2000) {
   } catch {
     return null;
   }
+}
+
+/** True while a child process has not exited. */
+export function alive(child) {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** SIGTERM, wait up to `graceMs`, then SIGKILL; resolves when the child has exited. */
+export async function stopChild(child, graceMs = 10_000) {
+  if (!alive(child)) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => {
+    if (alive(child)) child.kill('SIGKILL');
+  }, graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+/** The commit measured, and whether the work tree had changes (results of a dirty tree are not a commit's). */
+export function gitState(root) {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+    return { commit, dirty };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs the main of a bench that run.mjs starts as a child (or a person runs alone), with the guards
+ * each needs: on a signal, or when its parent is gone (run.mjs killed outright; the nodes follow by
+ * orphan-guard.mjs), or at its hard time limit, `cleanup` runs and the process exits; so does it
+ * after `main` settles (exit 0, or 1 with the error).
+ * @param {string} name - e.g. "conns-bench", in messages
+ * @param {() => Promise<void>} main
+ * @param {{ cleanup: () => Promise<void>, timeoutS: number, timeoutVar?: string }} opts - timeoutVar: the env variable that sets it
+ */
+export function runBench(name, main, { cleanup, timeoutS, timeoutVar }) {
+  const stop = (code) => cleanup().finally(() => process.exit(code));
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(sig, () => {
+      process.stderr.write(`${name}: ${sig}, stopping children\n`);
+      stop(130);
+    });
+  }
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) stop(1);
+  }, 500).unref();
+  setTimeout(() => {
+    process.stderr.write(`${name}: ${timeoutVar ?? 'time limit'} (${timeoutS} s) reached, stopping\n`);
+    stop(1);
+  }, timeoutS * 1000).unref();
+  main().then(
+    () => stop(0),
+    (err) => {
+      process.stderr.write(`${name} failed: ${err?.stack ?? err}\n`);
+      stop(1);
+    },
+  );
 }

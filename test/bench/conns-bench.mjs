@@ -33,7 +33,7 @@
 //   CONNS_BARE [1]              0: skip the bare ws baseline (no chatmeshStatePerConnKiB then)
 //   CONNS_TIMEOUT [900]         hard limit of the whole bench, seconds
 // Prints a table and, last, one JSON line (run.mjs keeps it); also writes bench-results/conns-<date>.json.
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -41,7 +41,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
-import { benchCli, HOST, childChannel, freePort, httpGet, procCpuMs } from './bench-util.mjs';
+import { alive, benchCli, HOST, childChannel, freePort, gitState, httpGet, procCpuMs, runBench, stopChild } from './bench-util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -92,7 +92,6 @@ const cfg = {
 
 const children = new Set();
 let cleaningUp = false;
-const alive = (c) => c.exitCode === null && c.signalCode === null;
 
 function track(child) {
   children.add(child);
@@ -100,14 +99,6 @@ function track(child) {
   return child;
 }
 
-async function stopChild(child, graceMs = 10_000) {
-  if (!alive(child)) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => alive(child) && child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(t);
-}
 
 async function cleanup() {
   cleaningUp = true;
@@ -530,38 +521,9 @@ function table(node, bare, summary) {
   return lines.join('\n');
 }
 
-function gitState() {
-  try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
-    return { commit, dirty };
-  } catch {
-    return undefined;
-  }
-}
-
 // ------------------------------------------------------------------ main
 
 async function main() {
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.once(sig, () => {
-      process.stderr.write(`conns-bench: ${sig}, stopping children\n`);
-      cleanup().finally(() => process.exit(130));
-    });
-  }
-  process.on('exit', () => {
-    for (const c of children) if (alive(c)) c.kill('SIGKILL');
-  });
-  // Started by run.mjs and it is gone (killed outright): stop too (the servers follow, orphan-guard.mjs).
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) cleanup().finally(() => process.exit(1));
-  }, 500).unref();
-  setTimeout(() => {
-    process.stderr.write(`conns-bench: CONNS_TIMEOUT (${cfg.timeout} s) reached, stopping\n`);
-    cleanup().finally(() => process.exit(1));
-  }, cfg.timeout * 1000).unref();
-
   const t0 = performance.now();
   const load = loadavg();
   const node = await startNode();
@@ -648,7 +610,7 @@ async function main() {
     ...summary,
     ok,
     date: new Date().toISOString(),
-    git: gitState(),
+    git: gitState(root),
     config: { ...cfg, steps, cores: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
     loadAverageAtStart: load,
     loadAverageAtEnd: loadavg(),
@@ -660,14 +622,7 @@ async function main() {
   if (!ok) throw new Error('connections failed or dropped, or DMs lost (see above)');
 }
 
-main().then(
-  async () => {
-    await cleanup();
-    process.exit(0);
-  },
-  async (err) => {
-    process.stderr.write(`conns bench failed: ${err?.stack ?? err}\n`);
-    await cleanup();
-    process.exit(1);
-  },
-);
+process.on('exit', () => {
+  for (const c of children) if (alive(c)) c.kill('SIGKILL');
+});
+runBench('conns-bench', main, { cleanup, timeoutS: cfg.timeout, timeoutVar: 'CONNS_TIMEOUT' });

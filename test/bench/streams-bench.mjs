@@ -42,7 +42,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { formatSummary, summarizeProfile } from './profile-summary.mjs';
-import { benchCli, HOST, freePort, httpGet, nodeMetrics, procCpuMs } from './bench-util.mjs';
+import { alive, benchCli, HOST, freePort, httpGet, nodeMetrics, procCpuMs, runBench, stopChild } from './bench-util.mjs';
 
 /** utime + stime of a process, ms. */
 const cpuMsOf = (pid) => {
@@ -93,17 +93,8 @@ const profileDir = join(root, 'bench-results', `profiles-streams-${stamp}`);
 
 const children = new Set();
 const tempDirs = new Set();
-const alive = (c) => c.exitCode === null && c.signalCode === null;
 let cleaningUp = false;
 
-async function stopChild(child, graceMs = 10_000) {
-  if (!alive(child)) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => alive(child) && child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(t);
-}
 
 function removeDir(d) {
   try {
@@ -123,12 +114,6 @@ process.on('exit', () => {
   for (const c of children) if (alive(c)) c.kill('SIGKILL');
   for (const d of [...tempDirs]) removeDir(d);
 });
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(sig, () => {
-    process.stderr.write(`streams-bench: ${sig}, stopping nodes\n`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
 
 // ------------------------------------------------------------------ /proc and /metrics
 
@@ -616,14 +601,5 @@ async function main() {
   log(JSON.stringify({ bench: 'streams', config: cfg, results, durationMs: Math.round(performance.now() - t0), ...(profiles && { profileDir }) }));
 }
 
-main().then(
-  async () => {
-    await cleanup();
-    process.exit(0);
-  },
-  async (err) => {
-    process.stderr.write(`streams bench failed: ${err?.stack ?? err}\n`);
-    await cleanup();
-    process.exit(1);
-  },
-);
+// run.mjs allows the streams bench 600 s; alone it may take a little longer on a busy machine.
+runBench('streams-bench', main, { cleanup, timeoutS: 900 });

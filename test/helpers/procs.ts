@@ -36,13 +36,15 @@ export interface CliNode {
 
 /**
  * Starts `chatmesh node <args>` and resolves once it logs that it listens. The process is
- * SIGKILLed at the end of the test if still running.
+ * SIGKILLed at the end of the test if still running. With `openFiles`, it runs under
+ * `ulimit -n <openFiles>` (soft and hard limit).
  */
-export function startCliNode(t: Test, args: string[], env: Record<string, string> = {}): Promise<CliNode> {
-  const child = spawn(process.execPath, [CLI, 'node', '--log-level', 'info', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function startCliNode(t: Test, args: string[], env: Record<string, string> = {}, openFiles?: number): Promise<CliNode> {
+  const argv = [CLI, 'node', '--log-level', 'info', ...args];
+  const opts = { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
+  const child = openFiles === undefined
+    ? spawn(process.execPath, argv, opts)
+    : spawn('bash', ['-c', `ulimit -n ${openFiles} && exec "$0" "$@"`, process.execPath, ...argv], opts);
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
