@@ -21,7 +21,7 @@
 //                                                       (run.mjs: at half of saturation, then at BENCH_FIXED_RATE)
 //   { cmd: 'close' }
 // Events to the parent: { ev: 'ready' | 'mark' | 'result' | 'closed' | 'error', ... }.
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { openSocketIo, requestSocketIo } from './socketio-client.mjs';
 
@@ -268,8 +268,16 @@ function percentile(sorted, p) {
 }
 
 /** Marks the measurement window and samples the loadgen's own CPU and event-loop use. */
+// The load generator's own event-loop delay (1 ms resolution): it sends and receives in one
+// process, so a receive it handles late counts as latency. Reported per phase beside the nodes'.
+const ELD_RESOLUTION_MS = 1;
+const loopDelay = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+loopDelay.enable();
+const delayMs = (ns) => +Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS).toFixed(2);
+
 async function measureWindow(warmupMs, measureMs) {
   await sleep(warmupMs);
+  loopDelay.reset();
   const cpu0 = process.cpuUsage();
   const elu0 = performance.eventLoopUtilization();
   phase.mStart = performance.now();
@@ -290,6 +298,7 @@ async function measureWindow(warmupMs, measureMs) {
       // Percent of ONE core over the measurement window.
       percentOfOneCore: +(((cpu.user + cpu.system) / 1000 / wallMs) * 100).toFixed(1),
       eventLoopUtilization: +elu.utilization.toFixed(3),
+      eventLoopDelayMs: { p50: delayMs(loopDelay.percentile(50)), p99: delayMs(loopDelay.percentile(99)), max: delayMs(loopDelay.max) },
     },
   };
 }

@@ -556,7 +556,9 @@ function startProbe() {
 
 function floorLine(r) {
   const f = r.schedulerFloorMs;
-  return `  scheduler floor (an idle process on this machine meanwhile): event loop delay p50/p99/max (ms) ${f ? `${f.p50}/${f.p99}/${f.max}` : '-'}`;
+  const l = r.loadgenCpu?.eventLoopDelayMs;
+  return `  event loop delay p50/p99/max (ms) of an idle process on this machine meanwhile (the scheduler floor) ${f ? `${f.p50}/${f.p99}/${f.max}` : '-'}` +
+    `; of the load generator (its late receives count as latency) ${l ? `${l.p50}/${l.p99}/${l.max}` : '-'}`;
 }
 
 /** "s0 85.1 s1 40.2 ..." from a phase's CPU shares. */
@@ -829,6 +831,7 @@ function report(results, others, skipped) {
     ['  latency p90 (ms)', (r) => r.paced.latencyMs.p90],
     ['  latency p99 (ms)', (r) => r.paced.latencyMs.p99],
     ['  idle process event-loop p99 (ms)', (r) => r.paced.schedulerFloorMs?.p99 ?? '-'],
+    ['  loadgen event-loop p99 (ms)', (r) => r.paced.loadgenCpu?.eventLoopDelayMs?.p99 ?? '-'],
     ['  latency max (ms)', (r) => r.paced.latencyMs.max],
     ...(cfg.fixedRate ? [
       [`fixed rate (msgs/s)`, fixedCol((f) => `${f.aboveSaturation ? '*' : ''}${f.targetRate}`)],
@@ -838,6 +841,7 @@ function report(results, others, skipped) {
       ['  latency p99 (ms)', fixedCol((f) => f.latencyMs.p99)],
       ['  latency max (ms)', fixedCol((f) => f.latencyMs.max)],
       ['  idle process event-loop p99 (ms)', fixedCol((f) => f.schedulerFloorMs?.p99 ?? '-')],
+      ['  loadgen event-loop p99 (ms)', fixedCol((f) => f.loadgenCpu?.eventLoopDelayMs?.p99 ?? '-')],
     ] : []),
     ...[0, 1, 2].map((i) => [`RSS b${i} at end (MiB)`, (r) => r.rss[i]?.rssMiB]),
     ['RSS redis-server at end (MiB)', (r) => r.rss[3]?.rssMiB],
