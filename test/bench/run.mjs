@@ -23,7 +23,7 @@
 // today, measured, target, met?), whose RSS-per-idle-connection and connections-on-one-node rows come
 // from the `conns` child bench when it ran (BENCH_SCENARIOS=...,conns). Compare ratios measured in
 // the same run (identical runs on a busy machine differ by up to 40%).
-// Everything of issue 11 in one go (about 10 minutes):
+// Everything of issue 11 in one go (about 5 minutes on the 2-core machine):
 //   BENCH_SCENARIOS=cross-nostore,cross,same,socketio,conns npm run bench
 // Just the storage rows: BENCH_SCENARIOS=cross-nostore,cross,cross-disk npm run bench
 // The stream bench (RSS per 100k stored messages, mailbox replay rate, hand-off rate):

@@ -65,10 +65,10 @@ export async function openPage(t: Test, browser: Browser, name: string, opts: Pa
         console.error(`screenshot of the failing page ${name}: ${file}`);
       }, () => undefined);
       // What the page saw, for a failure seen only in CI's log: its status and its last events.
-      const seen = await page.evaluate(() => ({
+      const seen = await page.evaluate<{ status: string; events: string[] }>(`({
         status: document.querySelector('#conn-status')?.textContent ?? '',
         events: [...document.querySelectorAll('#events li')].slice(-20).map((li) => li.textContent ?? ''),
-      })).catch(() => null);
+      })`).catch(() => null);
       if (seen) console.error(`page ${name}: status "${seen.status}"; last events:\n  ${seen.events.join('\n  ')}\npage errors: ${errors.join('; ') || 'none'}`);
     }
     if (own) await context.close(); else await page.close().catch(() => undefined);
