@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import {
   joinRoom, launchChromium, messageEl, openDm, openPage, pageValue, post, signIn, skipWithoutChromium as skip,
-  waitShown, waitUntil,
+  waitDisconnected, waitShown, waitUntil,
   startWebNode as start, wsClient as client,
 } from '../helpers/web-page.js';
 
@@ -102,7 +102,7 @@ t.test('disconnected: the box stays open, messages wait and go out in order on r
   t.equal(await page.inputValue('#compose-body'), '', 'another conversation: an empty box');
 
   await node.stop();
-  await page.waitForSelector('#conn-status[data-state="reconnecting"]');
+  await waitDisconnected(page);
   await page.locator('#reconnect-btn').waitFor();
   t.pass('"reconnect now" shows while disconnected');
   t.equal(await page.isEnabled('#compose-body'), true, 'the message box stays enabled');

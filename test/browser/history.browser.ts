@@ -12,7 +12,7 @@ import { connectAs } from '../helpers/client.js';
 import {
   joinRoom, launchChromium, openDm, openPage, pageValue, post, shown, signIn, skipWithoutChromium as skip, waitShown,
   type ShownMessage,
-  startWebNode as start, wsClient as client,
+  startWebNode as start, wsClient as client, waitDisconnected,
 } from '../helpers/web-page.js';
 
 // Three browser pages and four nodes: on a busy machine this file takes longer than .taprc's 60 s.
@@ -143,7 +143,7 @@ t.test('reconnect: a node restart loses nothing on screen and shows nothing twic
   // data dir, and erin writes: the messages are kept, since dora has no connection.
   await context.setOffline(true);
   await node.stop();
-  await page.waitForSelector('#conn-status[data-state="reconnecting"]');
+  await waitDisconnected(page);
   ({ node } = await start(t, { dataDir, httpPort: port }));
   const erin2 = await client(t, ws, 'erin');
   const acks = [];
