@@ -26,16 +26,14 @@ export function connect() {
   } catch (e) {
     // A URL the browser refuses outright (bad syntax, a blocked port): count it as a failed attempt.
     logEvent('error', `cannot connect to ${currentUrl()}: ${e.message}`);
-    state.ws = null;
     handleClose({ code: 1006, reason: e.message });
     return;
   }
   state.ws = ws;
   state.connectTimer = setTimeout(() => {
     if (state.ws !== ws || state.welcomed) return;
-    // No welcome in time: drop this socket (its events are ignored from now on) and retry.
-    state.ws = null;
-    try { ws.close(); } catch { /* not open yet */ }
+    // No welcome in time: drop this socket and retry.
+    dropSocket();
     handleClose({ code: 1006, reason: `no welcome within ${CONNECT_TIMEOUT_MS / 1000} s` });
   }, CONNECT_TIMEOUT_MS);
   ws.addEventListener('open', async () => {
@@ -158,10 +156,15 @@ function scheduleReconnect(code) {
 /** The "reconnect now" button (and the browser coming back online): retry at once. */
 export function reconnectNow() {
   if (!state.wantConnected || state.welcomed) return;
-  const ws = state.ws;
-  state.ws = null; // a socket still trying is dropped: its events are ignored from now on
-  if (ws) try { ws.close(); } catch { /* not open yet */ }
+  dropSocket();
   connect();
+}
+
+/** Drops the current socket, if any: its events are ignored from now on, and it is closed. */
+function dropSocket() {
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) try { ws.close(); } catch { /* not open yet */ }
 }
 
 /** Shows "reconnect now" while the page wants a connection it does not have. */

@@ -267,7 +267,6 @@ function percentile(sorted, p) {
   return +sorted[i].toFixed(3);
 }
 
-/** Marks the measurement window and samples the loadgen's own CPU and event-loop use. */
 // The load generator's own event-loop delay (1 ms resolution): it sends and receives in one
 // process, so a receive it handles late counts as latency. Reported per phase beside the nodes'.
 const ELD_RESOLUTION_MS = 1;
@@ -275,6 +274,7 @@ const loopDelay = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
 loopDelay.enable();
 const delayMs = (ns) => +Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS).toFixed(2);
 
+/** Marks the measurement window and samples the loadgen's own CPU and event-loop use. */
 async function measureWindow(warmupMs, measureMs) {
   await sleep(warmupMs);
   loopDelay.reset();

@@ -539,9 +539,7 @@ function runtimeLines(label, runtime, ids) {
  * phase's node figures can be read against what the machine does to any process.
  */
 function startProbe() {
-  const child = fork(join(here, 'sched-probe.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
+  const child = track(fork(join(here, 'sched-probe.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'scheduler probe');
   return {
     child,
     reset: () => child.connected && child.send({ cmd: 'reset' }),

@@ -134,10 +134,6 @@ export function pageValue<T>(page: Page, expression: string): Promise<T> {
 }
 
 /**
- * Waits until a page expression is truthy (polled through the debugger: the node's CSP refuses
- * string predicates evaluated in the page); resolves with its value. No sleeps in tests: a deadline.
- */
-/**
  * Waits until the page has noticed that its connection dropped and is retrying: not welcomed, and
  * at least one attempt planned since (both stay so until the next welcome; the "reconnecting"
  * status alone alternates with "connecting" and can be too brief for a poll to see).
@@ -146,6 +142,10 @@ export async function waitDisconnected(page: Page, timeoutMs = 30_000): Promise<
   await waitUntil(page, '!window.chatmesh.state.welcomed && window.chatmesh.state.attempt > 0', 'the page to notice the drop and retry', timeoutMs);
 }
 
+/**
+ * Waits until a page expression is truthy (polled through the debugger: the node's CSP refuses
+ * string predicates evaluated in the page); resolves with its value. No sleeps in tests: a deadline.
+ */
 export async function waitUntil<T>(page: Page, expression: string, what: string, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
